@@ -1,0 +1,254 @@
+/*
+ * config - load and check mmq.conf.  See config.h for the contract.
+ *
+ * The table below is the single list of settings: adding one means adding
+ * a field to struct mmq_config, a line here, and a paragraph to mmq.conf(5).
+ * Unknown names are rejected so that a typo never silently leaves a
+ * default in force.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+enum ctype { C_STR, C_INT, C_INT64, C_BOOL };
+
+struct setting {
+    const char *name;
+    enum ctype type;
+    size_t offset;
+    int64_t min, max;
+};
+
+#define OFF(f) offsetof(struct mmq_config, f)
+
+static const struct setting settings[] = {
+    {"spool", C_STR, OFF(spool), 0, 0},
+    {"node", C_STR, OFF(node), 0, 0},
+    {"lists_dir", C_STR, OFF(lists_dir), 0, 0},
+    {"spool_user", C_STR, OFF(spool_user), 0, 0},
+    {"slices", C_INT, OFF(slices), 1, 65536},
+    {"max_message_size", C_INT64, OFF(max_message_size), 1, (int64_t)1 << 40},
+    {"max_recoveries", C_INT, OFF(max_recoveries), 0, 1000},
+    {"tmp_max_age", C_INT, OFF(tmp_max_age), 60, 365 * 86400},
+    {"filter_timeout", C_INT, OFF(filter_timeout), 1, 86400},
+    {"verbose", C_BOOL, OFF(verbose), 0, 1},
+};
+
+const char *config_default_path(void)
+{
+    return MMQ_CONFIG_FILE;
+}
+
+static char *xstrdup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int config_valid_node(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 63 || s[0] == '.' || s[0] == '-')
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static char *default_node(void)
+{
+    char host[256];
+    char *dot;
+
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        return strdup("localhost");
+    host[sizeof(host) - 1] = 0;
+    if ((dot = strchr(host, '.')) != NULL)
+        *dot = 0;
+    if (!config_valid_node(host))
+        return strdup("localhost");
+    return strdup(host);
+}
+
+int config_defaults(struct mmq_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->spool = strdup(MMQ_SPOOL_DIR);
+    cfg->node = default_node();
+    cfg->lists_dir = strdup(MMQ_LISTS_DIR);
+    cfg->slices = 16;
+    cfg->max_message_size = 40 * 1024 * 1024;
+    cfg->max_recoveries = 3;
+    cfg->tmp_max_age = 86400;
+    cfg->filter_timeout = 3600;
+    if (!cfg->spool || !cfg->node || !cfg->lists_dir)
+        return -1;
+    return 0;
+}
+
+void config_free(struct mmq_config *cfg)
+{
+    free(cfg->path);
+    free(cfg->spool);
+    free(cfg->node);
+    free(cfg->lists_dir);
+    free(cfg->spool_user);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+static const struct setting *find_setting(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static int apply(struct mmq_config *cfg, const struct setting *st,
+                 config_setting_t *cs, const char *file, char *err,
+                 size_t errlen)
+{
+    char *base = (char *)cfg;
+    int line = config_setting_source_line(cs);
+    int type = config_setting_type(cs);
+    long long v;
+
+    switch (st->type) {
+    case C_STR:
+        if (type != CONFIG_TYPE_STRING)
+            goto wrong;
+        {
+            char **dst = (char **)(base + st->offset);
+            char *copy = strdup(config_setting_get_string(cs));
+            if (!copy) {
+                snprintf(err, errlen, "%s:%d: out of memory", file, line);
+                return -1;
+            }
+            free(*dst);
+            *dst = copy;
+        }
+        return 0;
+    case C_BOOL:
+        if (type != CONFIG_TYPE_BOOL)
+            goto wrong;
+        *(int *)(base + st->offset) = config_setting_get_bool(cs);
+        return 0;
+    case C_INT:
+    case C_INT64:
+        if (type == CONFIG_TYPE_INT)
+            v = config_setting_get_int(cs);
+        else if (type == CONFIG_TYPE_INT64)
+            v = config_setting_get_int64(cs);
+        else
+            goto wrong;
+        if (v < st->min || v > st->max) {
+            snprintf(err, errlen, "%s:%d: %s = %lld is out of range %lld..%lld",
+                     file, line, st->name, v, (long long)st->min,
+                     (long long)st->max);
+            return -1;
+        }
+        if (st->type == C_INT)
+            *(int *)(base + st->offset) = (int)v;
+        else
+            *(int64_t *)(base + st->offset) = v;
+        return 0;
+    }
+wrong:
+    snprintf(err, errlen, "%s:%d: %s: expected %s", file, line, st->name,
+             st->type == C_STR    ? "a string in double quotes"
+             : st->type == C_BOOL ? "true or false"
+                                  : "an integer (use the L suffix above 2^31)");
+    return -1;
+}
+
+static int check_values(struct mmq_config *cfg, const char *file, char *err,
+                        size_t errlen)
+{
+    if (cfg->spool[0] != '/') {
+        snprintf(err, errlen, "%s: spool = \"%s\" must be an absolute path",
+                 file, cfg->spool);
+        return -1;
+    }
+    if (cfg->lists_dir[0] != '/') {
+        snprintf(err, errlen, "%s: lists_dir = \"%s\" must be an absolute path",
+                 file, cfg->lists_dir);
+        return -1;
+    }
+    if (!config_valid_node(cfg->node)) {
+        snprintf(err, errlen,
+                 "%s: node = \"%s\" is not a valid node name (1-63 of A-Z a-z "
+                 "0-9 . - _)",
+                 file, cfg->node);
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(const char *path, struct mmq_config *cfg, char *err,
+                size_t errlen)
+{
+    config_t lc;
+    config_setting_t *root;
+    int i, n, rc = -1;
+    FILE *fp;
+
+    if (!path)
+        path = config_default_path();
+    if (config_defaults(cfg) != 0 || !(cfg->path = strdup(path))) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    /* Open it ourselves so the error names the real reason (ENOENT, EACCES). */
+    if (!(fp = fopen(path, "r"))) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    config_init(&lc);
+    {
+        /* @include paths are relative to the file, not to the cwd. */
+        char *dir = xstrdup_or_null(path), *slash;
+        if (dir && (slash = strrchr(dir, '/')) != NULL) {
+            *slash = 0;
+            config_set_include_dir(&lc, dir[0] ? dir : "/");
+        }
+        free(dir);
+    }
+    if (!config_read(&lc, fp)) {
+        snprintf(err, errlen, "%s:%d: %s",
+                 config_error_file(&lc) ? config_error_file(&lc) : path,
+                 config_error_line(&lc), config_error_text(&lc));
+        goto out;
+    }
+    root = config_root_setting(&lc);
+    n = config_setting_length(root);
+    for (i = 0; i < n; i++) {
+        config_setting_t *cs = config_setting_get_elem(root, i);
+        const char *name = config_setting_name(cs);
+        const struct setting *st = name ? find_setting(name) : NULL;
+
+        if (!st) {
+            snprintf(err, errlen, "%s:%d: unknown setting \"%s\"", path,
+                     config_setting_source_line(cs), name ? name : "?");
+            goto out;
+        }
+        if (apply(cfg, st, cs, path, err, errlen) != 0)
+            goto out;
+    }
+    rc = check_values(cfg, path, err, errlen);
+out:
+    config_destroy(&lc);
+    fclose(fp);
+    return rc;
+}

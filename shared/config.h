@@ -1,0 +1,55 @@
+/*
+ * config - the mmq configuration file (libconfig syntax), see mmq.conf(5).
+ *
+ * config_load() reads one file, checks every setting against the table of
+ * known settings (name, type, range) and fills a struct mmq_config with the
+ * values, falling back to compiled-in defaults for settings not given.
+ * An unknown setting, a value of the wrong type or out of range, and a
+ * syntax error are all errors: the caller gets "file:line: reason" in err
+ * and must refuse to run.  A missing or unreadable file is an error too.
+ *
+ * Memory: every string in struct mmq_config is owned by it (copied out of
+ * libconfig) and freed by config_free().  Nothing else allocates.
+ */
+#ifndef MMQ_CONFIG_H
+#define MMQ_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_ERR_MAX 512
+
+struct mmq_config {
+    char *path;               /* the file this was read from */
+    char *spool;              /* spool directory */
+    char *node;               /* this node's name (default: short host name) */
+    char *lists_dir;          /* one LIST.conf file per list */
+    char *spool_user;         /* the user that owns the spool, or NULL */
+    int slices;               /* number of slices the hash space is cut into */
+    int64_t max_message_size; /* bytes; larger messages are refused */
+    int max_recoveries; /* recoveries of one entry before it goes to bad/ */
+    int tmp_max_age;    /* seconds before a foreign temp file is orphaned */
+    int filter_timeout; /* seconds mmq-filter may spend on one message */
+    int verbose;        /* log debug lines */
+};
+
+/* Default location of the configuration file (compiled in). */
+const char *config_default_path(void);
+
+/*
+ * Read and check path (NULL: the default).  Returns 0 and fills cfg, or -1
+ * with cfg untouched-but-freeable and a message "file:line: reason" (or
+ * "file: reason") in err.
+ */
+int config_load(const char *path, struct mmq_config *cfg, char *err,
+                size_t errlen);
+
+/* Defaults only, no file: used by tools before a file exists. */
+int config_defaults(struct mmq_config *cfg);
+
+void config_free(struct mmq_config *cfg);
+
+/* Node names: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
+int config_valid_node(const char *name);
+
+#endif

@@ -1,0 +1,221 @@
+/*
+ * queue - the mmq spool: durable enqueue, listing by slice, claim,
+ * finish, move, rewrite and crash recovery.  mmq-spool(5) describes the
+ * layout on disk; this header is the contract for programs.
+ *
+ * Layout (all paths relative to the spool directory):
+ *
+ *     tmp/                       files being written, never read as entries
+ *     in/ bounces/ out/ deferred/ hold/ bad/   the queues
+ *     QUEUE/BB/NAME              a ready entry; BB = first 2 digest digits
+ *     QUEUE/BB/NAME#NODE#PID#ST  the same entry claimed by a process
+ *     bad/BB/NAME@QUEUE          an entry moved aside, and where from
+ *     hold/BB/NAME@QUEUE         an entry held, and where from
+ *
+ * NAME is "SSSSSSSSSS.UUUUUU+" and 40 hex digits: arrival time (seconds,
+ * microseconds) and a SHA-1 digest of the message, the envelope, the node,
+ * the process, a counter and random bytes.  Names sort in arrival order.
+ *
+ * The crash rules every program relies on:
+ *  - An entry appears under a final name only by rename(2) of a complete,
+ *    fsync()ed file from tmp/, followed by fsync() of the bucket directory.
+ *    A reader never sees a partial entry.
+ *  - A process works on an entry only after claiming it: renaming it to a
+ *    name that carries its node, pid and start time.  Of two processes
+ *    claiming the same entry exactly one rename succeeds, because the
+ *    targets differ (see ../shared/gluster notes: renames to a shared
+ *    target name can both "succeed" on a distributed filesystem).
+ *  - A claimed entry whose process is dead (same node, pid gone or reused)
+ *    is restored by queue_recover() with its recovery count raised; past
+ *    max_recoveries it goes to bad/ instead of crashing the runner again.
+ *  - Temporary files of dead processes, or older than tmp_max_age, are
+ *    removed by spool_clean_tmp().
+ *  - Entries are opened with O_NOFOLLOW; the spool and its directories
+ *    must not be world-writable and must belong to us (spool_open()).
+ *
+ * Errors: functions return -1 with errno set and a reason in err (when
+ * given); err is always NUL-terminated.  Nothing here calls exit().
+ */
+#ifndef MMQ_QUEUE_H
+#define MMQ_QUEUE_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "slice.h"
+
+#define QNAME_LEN 58  /* "SSSSSSSSSS.UUUUUU+" + 40 hex */
+#define QFILE_MAX 200 /* longest file name we create or accept */
+#define QUEUE_ERR_MAX 512
+
+/* The queues, in the order spool_init() creates them. */
+extern const char *const queue_names[];
+int queue_valid(const char *queue);
+
+struct spool {
+    int fd; /* the spool directory */
+    char *path;
+    const struct mmq_config *cfg; /* borrowed; must outlive the spool */
+    char token[128];              /* "#NODE#PID#START": our claim suffix */
+    pid_t pid;
+    unsigned long long start; /* our process start time */
+};
+
+/*
+ * Open the spool named in cfg and check it: every queue directory exists,
+ * none is a symlink or world-writable, and all belong to the effective
+ * user or to cfg->spool_user.  Returns 0, or -1 (errno ENOENT when the
+ * spool or a queue is missing, EPERM when its ownership or mode is unsafe).
+ */
+int spool_open(struct spool *sp, const struct mmq_config *cfg, char *err,
+               size_t errlen);
+void spool_close(struct spool *sp);
+
+/*
+ * Create (or complete) a spool at path: directories with mode 2770 (setgid,
+ * so files inherit the spool group), owned by uid:gid when those are not
+ * -1.  Existing directories are chmod/chown'ed to the same.  Idempotent.
+ */
+int spool_init(const char *path, uid_t uid, gid_t gid, char *err,
+               size_t errlen);
+
+/* ---------------------------------------------------------------- names */
+
+enum qname_kind { QN_READY, QN_CLAIMED };
+
+struct qname {
+    char name[QNAME_LEN + 1]; /* the entry name without any suffix */
+    char hash[41];
+    uint64_t key; /* slice key (first 64 bits of hash) */
+    int64_t sec;
+    int32_t usec;
+    char origin[16]; /* "@QUEUE" suffix (bad/, hold/), or "" */
+    enum qname_kind kind;
+    char node[64];            /* claimed: the claiming node */
+    pid_t pid;                /* claimed: its pid */
+    unsigned long long start; /* claimed: its start time */
+};
+
+/* Parse a file name of a queue bucket.  0 ok, -1 not an entry name. */
+int qname_parse(const char *fname, struct qname *qn);
+/* Bucket directory of an entry: "QUEUE/BB". */
+void qname_bucket(const char *queue, const char *name, char *out,
+                  size_t outlen);
+
+/* --------------------------------------------------------------- writer */
+
+struct queue_file;
+
+/* Start a new entry for queue: a fresh file in tmp/.  NULL on error. */
+struct queue_file *queue_file_create(struct spool *sp, const char *queue,
+                                     char *err, size_t errlen);
+/* Write the envelope (its size field is filled in at commit). */
+int queue_file_begin(struct queue_file *qf, const struct envelope *env);
+/* Append message bytes. */
+int queue_file_write(struct queue_file *qf, const void *data, size_t len);
+/* Bytes of message written so far. */
+int64_t queue_file_size(const struct queue_file *qf);
+/*
+ * Make the entry durable and visible: patch the size, fsync the file,
+ * rename it into QUEUE/BB/NAME, fsync the bucket.  name_out receives NAME
+ * (QNAME_LEN + 1 bytes).  The writer is freed either way; on failure the
+ * temporary file is removed and the reason is in err.
+ */
+int queue_file_commit(struct queue_file *qf, char *name_out, char *err,
+                      size_t errlen);
+/* As queue_file_commit() but with a name chosen by the caller (a valid
+ * entry name): used where a rerun must find what an earlier run made. */
+int queue_file_commit_as(struct queue_file *qf, const char *name, char *err,
+                         size_t errlen);
+/* Remove the temporary file and free the writer. */
+void queue_file_abort(struct queue_file *qf);
+/* Async-signal-safe: only unlink the temporary file. */
+void queue_file_unlink_signal_safe(const struct queue_file *qf);
+const char *queue_file_error(const struct queue_file *qf);
+
+/* ------------------------------------------------------------- listing */
+
+struct qlist {
+    struct qname *v;
+    size_t n, cap;
+};
+
+#define QL_READY 1   /* entries not claimed */
+#define QL_CLAIMED 2 /* entries claimed by anyone */
+
+/*
+ * List the entries of queue in the slices of set (NULL: all), sorted by
+ * name (arrival order).  Reads only the buckets that overlap the set.
+ * With max > 0 only the max oldest entries are kept, and memory stays
+ * bounded by 2 * max names however long the queue is.  out is replaced.
+ */
+int queue_list(struct spool *sp, const char *queue, const struct slice_set *set,
+               int flags, size_t max, struct qlist *out, char *err,
+               size_t errlen);
+void qlist_free(struct qlist *l);
+
+/* --------------------------------------------------------------- claims */
+
+struct claim {
+    struct spool *sp;
+    char queue[16];
+    struct qname qn;
+    char path[QFILE_MAX + 24]; /* the claimed file, relative to the spool */
+    int fd;                    /* open O_RDONLY|O_NOFOLLOW, or -1 */
+};
+
+/*
+ * Claim the ready entry NAME (or NAME@ORIGIN) of queue.  0: claimed and
+ * opened; 1: it is gone (another process claimed or removed it); -1 error.
+ */
+int queue_claim(struct spool *sp, const char *queue, const char *fname,
+                struct claim *c, char *err, size_t errlen);
+/* Read the claimed entry's envelope; *body_off is where the message starts. */
+int queue_claim_read(struct claim *c, struct envelope *env, off_t *body_off,
+                     char *err, size_t errlen);
+/* The entry is finished: remove it durably (unlink + fsync of the bucket). */
+int queue_done(struct claim *c, char *err, size_t errlen);
+/* Give the entry back unchanged, under its ready name. */
+int queue_unclaim(struct claim *c, char *err, size_t errlen);
+/*
+ * Move the entry to another queue under its ready name; into bad/ and
+ * hold/ it takes the suffix "@QUEUE" naming where it came from, and out of
+ * them it loses it.  fsyncs both buckets.
+ */
+int queue_move(struct claim *c, const char *to_queue, char *err, size_t errlen);
+/*
+ * Replace the claimed entry by one with envelope env and the same message:
+ * written to tmp/, fsync()ed and renamed over the claimed name, so a crash
+ * leaves either the old or the new entry, never a mix.
+ */
+int queue_rewrite(struct claim *c, const struct envelope *env, char *err,
+                  size_t errlen);
+/* Close the claim's descriptor; the entry stays as it is on disk. */
+void queue_claim_close(struct claim *c);
+
+/* ------------------------------------------------------------- recovery */
+
+struct recover_stats {
+    unsigned restored;    /* claimed by a dead process, put back */
+    unsigned to_bad;      /* recovered too often or unreadable: to bad/ */
+    unsigned tmp_removed; /* orphaned temporary files removed */
+};
+
+/*
+ * Restore the entries of queue (slices of set, NULL: all) that a dead
+ * process of this node left claimed.  Each is logged with its ID.
+ */
+int queue_recover(struct spool *sp, const char *queue,
+                  const struct slice_set *set, struct recover_stats *st,
+                  char *err, size_t errlen);
+/*
+ * Remove temporary files left by dead processes of this node, and any
+ * older than max_age seconds (whatever node wrote them).
+ */
+int spool_clean_tmp(struct spool *sp, int max_age, struct recover_stats *st,
+                    char *err, size_t errlen);
+
+#endif
