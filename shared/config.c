@@ -40,6 +40,25 @@ static const struct setting settings[] = {
     {"tmp_max_age", C_INT, OFF(tmp_max_age), 60, 365 * 86400},
     {"filter_timeout", C_INT, OFF(filter_timeout), 1, 86400},
     {"verbose", C_BOOL, OFF(verbose), 0, 1},
+    {"relay_host", C_STR, OFF(relay_host), 0, 0},
+    {"relay_port", C_INT, OFF(relay_port), 1, 65535},
+    {"helo_name", C_STR, OFF(helo_name), 0, 0},
+    {"delivery_slices", C_STR, OFF(delivery_slices), 0, 0},
+    {"recipients_per_transaction", C_INT, OFF(recipients_per_transaction), 1,
+     100000},
+    {"connections", C_INT, OFF(connections), 1, 256},
+    {"transactions_per_connection", C_INT, OFF(transactions_per_connection), 1,
+     100000},
+    {"smtp_timeout", C_INT, OFF(smtp_timeout), 1, 3600},
+    {"session_time_limit", C_INT, OFF(session_time_limit), 10, 86400},
+    {"retry_min", C_INT, OFF(retry_min), 1, 86400},
+    {"retry_max", C_INT, OFF(retry_max), 1, 7 * 86400},
+    {"max_lifetime", C_INT, OFF(max_lifetime), 0, 365 * 86400},
+    {"scan_interval", C_INT, OFF(scan_interval), 1, 3600},
+    {"tls", C_STR, OFF(tls), 0, 0},
+    {"tls_ca_file", C_STR, OFF(tls_ca_file), 0, 0},
+    {"auth_file", C_STR, OFF(auth_file), 0, 0},
+    {"postmaster", C_STR, OFF(postmaster), 0, 0},
 };
 
 const char *config_default_path(void)
@@ -91,7 +110,21 @@ int config_defaults(struct mmq_config *cfg)
     cfg->max_recoveries = 3;
     cfg->tmp_max_age = 86400;
     cfg->filter_timeout = 3600;
-    if (!cfg->spool || !cfg->node || !cfg->lists_dir)
+    cfg->relay_host = strdup("127.0.0.1");
+    cfg->relay_port = 25;
+    cfg->delivery_slices = strdup("all");
+    cfg->recipients_per_transaction = 500;
+    cfg->connections = 4;
+    cfg->transactions_per_connection = 100;
+    cfg->smtp_timeout = 300;
+    cfg->session_time_limit = 3600;
+    cfg->retry_min = 300;
+    cfg->retry_max = 4000;
+    cfg->max_lifetime = 5 * 86400;
+    cfg->scan_interval = 10;
+    cfg->tls = strdup("off");
+    if (!cfg->spool || !cfg->node || !cfg->lists_dir || !cfg->relay_host ||
+        !cfg->delivery_slices || !cfg->tls)
         return -1;
     return 0;
 }
@@ -103,6 +136,13 @@ void config_free(struct mmq_config *cfg)
     free(cfg->node);
     free(cfg->lists_dir);
     free(cfg->spool_user);
+    free(cfg->relay_host);
+    free(cfg->helo_name);
+    free(cfg->delivery_slices);
+    free(cfg->tls);
+    free(cfg->tls_ca_file);
+    free(cfg->auth_file);
+    free(cfg->postmaster);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -184,6 +224,20 @@ static int check_values(struct mmq_config *cfg, const char *file, char *err,
     if (cfg->lists_dir[0] != '/') {
         snprintf(err, errlen, "%s: lists_dir = \"%s\" must be an absolute path",
                  file, cfg->lists_dir);
+        return -1;
+    }
+    if (strcmp(cfg->tls, "off") != 0 &&
+        strcmp(cfg->tls, "opportunistic") != 0 &&
+        strcmp(cfg->tls, "required") != 0) {
+        snprintf(err, errlen,
+                 "%s: tls = \"%s\": expected off, opportunistic or required",
+                 file, cfg->tls);
+        return -1;
+    }
+    if (cfg->retry_min > cfg->retry_max) {
+        snprintf(err, errlen,
+                 "%s: retry_min (%d) is larger than retry_max (%d)", file,
+                 cfg->retry_min, cfg->retry_max);
         return -1;
     }
     if (!config_valid_node(cfg->node)) {

@@ -31,6 +31,25 @@ struct mmq_config {
     int tmp_max_age;    /* seconds before a foreign temp file is orphaned */
     int filter_timeout; /* seconds mmq-filter may spend on one message */
     int verbose;        /* log debug lines */
+
+    /* delivery (mmq-deliver) */
+    char *relay_host; /* where mmq-deliver relays to */
+    int relay_port;
+    char *helo_name;                 /* EHLO name (default: host name) */
+    char *delivery_slices;           /* slices delivered: "all", "0-3,5" */
+    int recipients_per_transaction;  /* R */
+    int connections;                 /* P: SMTP sessions in parallel */
+    int transactions_per_connection; /* entries sent over one session */
+    int smtp_timeout;                /* seconds per SMTP wait */
+    int session_time_limit;          /* seconds one SMTP session may take */
+    int retry_min;                   /* backoff bounds, seconds */
+    int retry_max;
+    int max_lifetime;  /* seconds before deferred mail is returned */
+    int scan_interval; /* seconds between full queue scans */
+    char *tls;         /* "off", "opportunistic" or "required" */
+    char *tls_ca_file; /* CA bundle; NULL: the system store */
+    char *auth_file;   /* "user LF password LF", mode 0600; NULL: none */
+    char *postmaster;  /* From: of DSNs; NULL: MAILER-DAEMON@host */
 };
 
 /* Default location of the configuration file (compiled in). */

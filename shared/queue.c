@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -162,6 +163,39 @@ bad : {
 }
 }
 
+int spool_set_identity(struct spool *sp)
+{
+    sp->pid = getpid();
+    if (proc_start_time(0, &sp->start) != 0)
+        return -1;
+    snprintf(sp->token, sizeof(sp->token), "#%s#%ld#%llu", sp->cfg->node,
+             (long)sp->pid, sp->start);
+    return 0;
+}
+
+int spool_lock_slice(struct spool *sp, const char *stage, unsigned i, int *fd,
+                     char *err, size_t errlen)
+{
+    char rel[160];
+
+    snprintf(rel, sizeof(rel), "lock/%s.%s.%u", stage, sp->cfg->node, i);
+    *fd = openat(sp->fd, rel, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                 FILE_MODE);
+    if (*fd < 0)
+        return fail(err, errlen, errno, "%s/%s: %s", sp->path, rel,
+                    strerror(errno));
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(*fd);
+        *fd = -1;
+        if (e == EWOULDBLOCK)
+            return 1;
+        return fail(err, errlen, e, "flock %s/%s: %s", sp->path, rel,
+                    strerror(e));
+    }
+    return 0;
+}
+
 void spool_close(struct spool *sp)
 {
     if (sp->fd >= 0)
@@ -202,6 +236,9 @@ int spool_init(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
     if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
     if (make_dir(fd, ".", path, uid, gid, err, errlen) != 0)
+        goto out;
+    snprintf(show, sizeof(show), "%s/lock", path);
+    if (make_dir(fd, "lock", show, uid, gid, err, errlen) != 0)
         goto out;
     for (i = -1; queue_names[i < 0 ? 0 : i]; i++) {
         const char *q = i < 0 ? "tmp" : queue_names[i];
@@ -760,6 +797,32 @@ int queue_claim(struct spool *sp, const char *queue, const char *fname,
     return claim_from(sp, queue, rel, &qn, c, err, errlen);
 }
 
+int queue_claim_takeover(struct spool *sp, const char *queue,
+                         const struct qname *qn, struct claim *c, char *err,
+                         size_t errlen)
+{
+    char rel[QFILE_MAX + 64], token[160];
+
+    if (qn->kind != QN_CLAIMED)
+        return fail(err, errlen, EINVAL, "%s: not a claimed entry", qn->name);
+    snprintf(token, sizeof(token), "#%s#%ld#%llu", qn->node, (long)qn->pid,
+             qn->start);
+    claim_path(rel, sizeof(rel), queue, qn, token);
+    return claim_from(sp, queue, rel, qn, c, err, errlen);
+}
+
+int queue_touch(struct claim *c, int64_t when, char *err, size_t errlen)
+{
+    struct timespec ts[2];
+
+    ts[0].tv_sec = ts[1].tv_sec = (time_t)when;
+    ts[0].tv_nsec = ts[1].tv_nsec = 0;
+    if (utimensat(c->sp->fd, c->path, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        return fail(err, errlen, errno, "utimensat %s: %s", c->path,
+                    strerror(errno));
+    return 0;
+}
+
 int queue_claim_read(struct claim *c, struct envelope *env, off_t *body_off,
                      char *err, size_t errlen)
 {
@@ -923,17 +986,14 @@ bad:
 static void recover_one(struct spool *sp, const char *queue,
                         const struct qname *dead, struct recover_stats *st)
 {
-    char rel[QFILE_MAX + 64], token[160], why[QUEUE_ERR_MAX];
+    char why[QUEUE_ERR_MAX];
     struct envelope env;
     struct claim c;
     off_t off;
     int rc;
 
-    snprintf(token, sizeof(token), "#%s#%ld#%llu", dead->node, (long)dead->pid,
-             dead->start);
-    claim_path(rel, sizeof(rel), queue, dead, token);
     /* Claim it ourselves first, so that two recoverers never both act. */
-    rc = claim_from(sp, queue, rel, dead, &c, why, sizeof(why));
+    rc = queue_claim_takeover(sp, queue, dead, &c, why, sizeof(why));
     if (rc == 1)
         return;
     if (rc < 0) {

@@ -1,0 +1,637 @@
+/*
+ * worker - one SMTP session's worth of deliveries, recorded durably.
+ *
+ * A worker is a child of mmq-deliver.  It claims the entries it was given
+ * (a claim names this process, so a crash leaves a recognisable state),
+ * cuts their recipients into transactions of at most
+ * recipients_per_transaction, and sends them over one connection.  As soon
+ * as the server has answered a transaction's DATA, the outcome is written
+ * to the spool before anything else happens:
+ *   - an entry all of whose recipients are settled is finished: a DSN for
+ *     the failed ones is queued first, then the entry is removed;
+ *   - an entry with transactions still to come is rewritten without the
+ *     recipients already delivered or failed (progress);
+ * so a kill -9 at any instant re-sends at most the transaction in flight.
+ * What is left when the session ends goes to deferred/ with the next
+ * attempt time from the backoff, or, past max_lifetime, into a DSN.
+ *
+ * Duplicates, bounded: a transaction the server accepted but whose outcome
+ * we had not yet recorded when killed is sent again (at most one
+ * transaction per worker); a DSN may be queued twice if the kill falls
+ * between queuing it and rewriting the entry.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deliver.h"
+#include "dsn.h"
+#include "envelope.h"
+#include "log.h"
+#include "retry.h"
+#include "smtp.h"
+
+#define HEADERS_MAX 65536
+#define FOLLOWUPS_MAX 50
+
+volatile sig_atomic_t worker_stop;
+
+enum rstate { R_PENDING, R_SENT, R_FAILED, R_RETRY };
+
+struct went {
+    struct claim c;
+    struct envelope env;
+    int src; /* the message as claimed: survives our rewrites */
+    off_t body_off;
+    int64_t size;
+    unsigned char *state;
+    unsigned char *again;    /* 452: try again in a following transaction */
+    unsigned char *reported; /* failed and already in a DSN */
+    const struct smtp_rcpt_result **why;
+    size_t txns_left;
+    int finalized;
+};
+
+struct wtxn {
+    struct smtp_txn t;
+    struct went *e;
+    size_t *idx;       /* t.rcpt[k] is e->env.rcpt[idx[k]] */
+    const char **rcpt; /* the array behind t.rcpt */
+};
+
+struct batch {
+    struct spool *sp;
+    const struct mmq_config *cfg;
+    struct went *e;
+    size_t ne;
+    char session_err[SMTP_TEXT_MAX + 64];
+};
+
+static double now_f(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+/* ---------------------------------------------------------------- DSN */
+
+static int read_headers(struct went *e, struct buf *b)
+{
+    size_t want = e->size < HEADERS_MAX ? (size_t)e->size : HEADERS_MAX;
+    ssize_t n;
+
+    if (buf_reserve(b, want) != 0)
+        return -1;
+    n = pread(e->src, b->data, want, e->body_off);
+    if (n < 0)
+        return -1;
+    b->len = (size_t)n;
+    return 0;
+}
+
+/* Queue one DSN for the recipients idx[0..n) of e.  0 also when no DSN
+ * is due (null sender): the recipients are then only logged. */
+static int queue_dsn(struct batch *b, struct went *e, const size_t *idx,
+                     size_t n, const char *action, const char *status)
+{
+    struct dsn_rcpt *r = calloc(n, sizeof(*r));
+    struct dsn_info info;
+    struct envelope env;
+    struct queue_file *qf = NULL;
+    struct buf orig, msg;
+    struct timeval tv;
+    char err[QUEUE_ERR_MAX], name[QNAME_LEN + 1], host[256];
+    size_t i;
+    int rc = -1;
+
+    buf_init(&orig);
+    buf_init(&msg);
+    envelope_init(&env);
+    if (!r)
+        return -1;
+    if (!e->env.sender || !e->env.sender[0]) {
+        for (i = 0; i < n; i++)
+            log_info("%s: to=<%s>, status=%s: no DSN to the null sender",
+                     e->c.qn.name, e->env.rcpt[idx[i]].addr, action);
+        free(r);
+        return 0;
+    }
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = 0;
+    for (i = 0; i < n; i++) {
+        const struct smtp_rcpt_result *w = e->why[idx[i]];
+        r[i].addr = e->env.rcpt[idx[i]].addr;
+        r[i].action = action;
+        r[i].status = status ? status : (w && w->status[0] ? w->status : NULL);
+        r[i].diag = w && w->text[0] ? w->text : e->env.last_error;
+        r[i].remote_mta = b->cfg->relay_host;
+    }
+    memset(&info, 0, sizeof(info));
+    info.reporting_mta = host;
+    info.postmaster = b->cfg->postmaster;
+    info.to = e->env.sender;
+    info.list = e->env.list;
+    info.queue_id = e->c.qn.name;
+    info.arrival = e->env.arrival_sec;
+    info.rcpt = r;
+    info.nrcpt = n;
+    if (read_headers(e, &orig) != 0) {
+        log_error("%s: cannot read the message for a DSN: %s", e->c.qn.name,
+                  strerror(errno));
+        goto out;
+    }
+    info.orig = orig.data ? orig.data : "";
+    info.orig_len = orig.len;
+    if (dsn_build(&info, &msg, err, sizeof(err)) != 0) {
+        log_error("%s: cannot build a DSN: %s", e->c.qn.name, err);
+        goto out;
+    }
+    gettimeofday(&tv, NULL);
+    env.role = ROLE_POST;
+    env.arrival_sec = tv.tv_sec;
+    env.arrival_usec = (int32_t)tv.tv_usec;
+    env.size = (int64_t)msg.len;
+    if (envelope_set(&env.list, e->env.list) || envelope_set(&env.sender, "") ||
+        envelope_add_rcpt(&env, e->env.sender, NULL))
+        goto out;
+    if (!(qf = queue_file_create(b->sp, "out", err, sizeof(err))) ||
+        queue_file_begin(qf, &env) != 0 ||
+        queue_file_write(qf, msg.data, msg.len) != 0) {
+        log_error("%s: cannot queue a DSN: %s", e->c.qn.name,
+                  qf ? queue_file_error(qf) : err);
+        queue_file_abort(qf);
+        goto out;
+    }
+    if (queue_file_commit(qf, name, err, sizeof(err)) != 0) {
+        log_error("%s: cannot queue a DSN: %s", e->c.qn.name, err);
+        goto out;
+    }
+    log_info("%s: sender non-delivery notification: %s (%zu recipient%s, "
+             "%s)",
+             e->c.qn.name, name, n, n == 1 ? "" : "s", action);
+    rc = 0;
+out:
+    envelope_free(&env);
+    buf_free(&orig);
+    buf_free(&msg);
+    free(r);
+    return rc;
+}
+
+/* DSN for failed recipients not yet reported; marks them reported. */
+static int report_failures(struct batch *b, struct went *e)
+{
+    size_t i, n = 0, *idx = malloc((e->env.nrcpt + 1) * sizeof(size_t));
+    int rc;
+
+    if (!idx)
+        return -1;
+    for (i = 0; i < e->env.nrcpt; i++)
+        if (e->state[i] == R_FAILED && !e->reported[i])
+            idx[n++] = i;
+    rc = n ? queue_dsn(b, e, idx, n, "failed", NULL) : 0;
+    if (rc == 0)
+        for (i = 0; i < n; i++)
+            e->reported[idx[i]] = 1;
+    free(idx);
+    return rc;
+}
+
+/* --------------------------------------------------------- recording */
+
+/* e's envelope with only the recipients in state keep1/keep2. */
+static int rewrite_keeping(struct batch *b, struct went *e,
+                           const struct envelope *base, char *err,
+                           size_t errlen)
+{
+    struct envelope tmp = *base;
+    struct envelope_rcpt *kept = malloc((e->env.nrcpt + 1) * sizeof(*kept));
+    size_t i, n = 0;
+    int rc;
+
+    (void)b;
+    if (!kept)
+        return -1;
+    for (i = 0; i < e->env.nrcpt; i++)
+        if (e->state[i] == R_PENDING || e->state[i] == R_RETRY)
+            kept[n++] = e->env.rcpt[i];
+    tmp.rcpt = kept;
+    tmp.nrcpt = n;
+    rc = queue_rewrite(&e->c, &tmp, err, errlen);
+    free(kept);
+    return rc;
+}
+
+static size_t count_state(const struct went *e, enum rstate s)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < e->env.nrcpt; i++)
+        n += e->state[i] == s;
+    return n;
+}
+
+static const char *first_retry_reason(const struct went *e)
+{
+    size_t i;
+
+    for (i = 0; i < e->env.nrcpt; i++)
+        if (e->state[i] == R_RETRY && e->why[i] && e->why[i]->text[0])
+            return e->why[i]->text;
+    return NULL;
+}
+
+/* All transactions of e are over: finish, return or defer it. */
+static void finalize(struct batch *b, struct went *e)
+{
+    char err[QUEUE_ERR_MAX];
+    const char *reason;
+    int64_t now = time(NULL), next;
+    size_t i, left;
+
+    e->finalized = 1;
+    for (i = 0; i < e->env.nrcpt; i++)
+        if (e->state[i] == R_PENDING)
+            e->state[i] = R_RETRY;
+    if (report_failures(b, e) != 0)
+        goto keep; /* DSN not queued: keep everything, try again later */
+    left = count_state(e, R_RETRY);
+    if (left == 0) {
+        if (queue_done(&e->c, err, sizeof(err)) != 0)
+            log_error("%s: %s", e->c.qn.name, err);
+        else
+            log_info("%s: removed", e->c.qn.name);
+        return;
+    }
+    reason = first_retry_reason(e);
+    if (!reason)
+        reason = b->session_err[0] ? b->session_err : "4.4.0 not delivered";
+    if (envelope_set(&e->env.last_error, reason) != 0)
+        goto keep;
+    if (retry_expired(e->env.arrival_sec, b->cfg->max_lifetime, now)) {
+        size_t n = 0, *idx = malloc(left * sizeof(size_t));
+        if (!idx)
+            goto keep;
+        for (i = 0; i < e->env.nrcpt; i++)
+            if (e->state[i] == R_RETRY)
+                idx[n++] = i;
+        if (queue_dsn(b, e, idx, n, "failed", "4.4.7") != 0) {
+            free(idx);
+            goto keep;
+        }
+        free(idx);
+        log_info("%s: %zu recipient%s expired after %d s (max_lifetime): "
+                 "returned to sender",
+                 e->c.qn.name, left, left == 1 ? "" : "s",
+                 b->cfg->max_lifetime);
+        if (queue_done(&e->c, err, sizeof(err)) != 0)
+            log_error("%s: %s", e->c.qn.name, err);
+        return;
+    }
+keep:
+    e->env.attempts++;
+    e->env.recoveries = 0; /* it made it through a session: not a crasher */
+    next = now +
+           retry_delay(e->env.attempts, b->cfg->retry_min, b->cfg->retry_max);
+    e->env.next_attempt = next;
+    /* failed-and-reported recipients are dropped, unreported ones kept */
+    for (i = 0; i < e->env.nrcpt; i++)
+        if (e->state[i] == R_FAILED && !e->reported[i])
+            e->state[i] = R_RETRY;
+    if (rewrite_keeping(b, e, &e->env, err, sizeof(err)) != 0 ||
+        queue_touch(&e->c, next, err, sizeof(err)) != 0 ||
+        queue_move(&e->c, "deferred", err, sizeof(err)) != 0) {
+        log_error("%s: cannot defer (entry stays claimed until recovery): %s",
+                  e->c.qn.name, err);
+        return;
+    }
+    log_info("%s: deferred %zu recipient%s, attempt %d, next in %lld s: %s",
+             e->c.qn.name, count_state(e, R_RETRY),
+             count_state(e, R_RETRY) == 1 ? "" : "s", e->env.attempts,
+             (long long)(next - now), e->env.last_error);
+}
+
+/* Recipients of a transaction: delivered, failed or to retry. */
+static void classify(struct batch *b, struct wtxn *w)
+{
+    struct went *e = w->e;
+    size_t k, n57 = 0, nfail = 0;
+
+    for (k = 0; k < w->t.nrcpt; k++) {
+        const struct smtp_rcpt_result *r = &w->t.res[k];
+        if (smtp_outcome(&w->t, k) == SMTP_FAILED) {
+            nfail++;
+            n57 += strncmp(r->status, "5.7.", 4) == 0;
+        }
+    }
+    /* Every recipient refused with 5.7.x: the relay refuses *us* (AUTH,
+     * relay access): a configuration fault, not a bad address. */
+    if (n57 == w->t.nrcpt && n57 > 0)
+        log_error("relay %s refused all %zu recipients with %s: check "
+                  "relay_host, auth_file and the relay's access rules; "
+                  "deferring",
+                  b->cfg->relay_host, n57, w->t.res[0].text);
+    for (k = 0; k < w->t.nrcpt; k++) {
+        size_t i = w->idx[k];
+        const struct smtp_rcpt_result *r = &w->t.res[k];
+        enum smtp_outcome o = smtp_outcome(&w->t, k);
+
+        e->why[i] = r->code ? r : (w->t.msg.code ? &w->t.msg : NULL);
+        if (o == SMTP_SENT)
+            e->state[i] = R_SENT;
+        else if (o == SMTP_FAILED && !(n57 == w->t.nrcpt))
+            e->state[i] = R_FAILED;
+        else
+            e->state[i] = R_RETRY;
+        if (r->code == 452) /* too many recipients: continue next txn */
+            e->again[i] = 1;
+    }
+}
+
+static void log_txn(struct batch *b, const struct wtxn *w)
+{
+    size_t k, sent = 0, failed = 0, retry = 0;
+    const struct smtp_rcpt_result *shown = &w->t.msg;
+
+    for (k = 0; k < w->t.nrcpt; k++) {
+        enum smtp_outcome o = smtp_outcome(&w->t, k);
+        sent += o == SMTP_SENT;
+        failed += o == SMTP_FAILED;
+        retry += o == SMTP_RETRY;
+        if (o != SMTP_SENT && w->t.res[k].code && shown == &w->t.msg)
+            shown = &w->t.res[k];
+    }
+    log_info("%s: to=<%s>%s%.0zu, relay=%s:%d, delay=%.2f, rcpts=%zu, "
+             "dsn=%s, status=%s (sent=%zu deferred=%zu bounced=%zu) (%s)",
+             w->e->c.qn.name, w->t.rcpt[0], w->t.nrcpt > 1 ? " +" : "",
+             w->t.nrcpt > 1 ? w->t.nrcpt - 1 : 0, b->cfg->relay_host,
+             b->cfg->relay_port, now_f() - (double)w->e->env.arrival_sec,
+             w->t.nrcpt, shown->status[0] ? shown->status : "-",
+             failed && !sent && !retry ? "bounced"
+             : retry && !sent          ? "deferred"
+                                       : "sent",
+             sent, retry, failed, shown->text[0] ? shown->text : "-");
+}
+
+static size_t again_count(const struct went *e)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < e->env.nrcpt; i++)
+        n += e->again[i];
+    return n;
+}
+
+/* Called by smtp_run() right after the server answered a transaction. */
+static void txn_done(struct smtp_txn *t, void *arg)
+{
+    struct batch *b = arg;
+    struct wtxn *w = (struct wtxn *)t;
+    struct went *e = w->e;
+    char err[QUEUE_ERR_MAX];
+
+    classify(b, w);
+    log_txn(b, w);
+    e->txns_left--;
+    if (e->txns_left == 0 && again_count(e) == 0) {
+        finalize(b, e);
+    } else if (report_failures(b, e) == 0) {
+        /* progress: drop what is settled, so a crash cannot resend it */
+        e->env.recoveries = 0;
+        if (rewrite_keeping(b, e, &e->env, err, sizeof(err)) != 0)
+            log_error("%s: cannot record progress: %s", e->c.qn.name, err);
+    }
+    if (worker_stop) {
+        /* SIGTERM: the transaction in flight is recorded; give back the
+         * entries not yet finished and go. */
+        size_t i;
+        for (i = 0; i < b->ne; i++)
+            if (!b->e[i].finalized && b->e[i].c.fd >= 0 &&
+                queue_unclaim(&b->e[i].c, err, sizeof(err)) != 0)
+                log_error("%s: %s", b->e[i].c.qn.name, err);
+        log_info("stopping on SIGTERM after a recorded transaction");
+        _exit(0);
+    }
+}
+
+/* ------------------------------------------------------------ batches */
+
+static int claim_entry(struct batch *b, const char *fname, struct went *e)
+{
+    char err[QUEUE_ERR_MAX];
+    int rc;
+
+    memset(e, 0, sizeof(*e));
+    e->src = -1;
+    envelope_init(&e->env);
+    rc = queue_claim(b->sp, "out", fname, &e->c, err, sizeof(err));
+    if (rc != 0) {
+        if (rc < 0)
+            log_error("%s", err);
+        return -1;
+    }
+    if (queue_claim_read(&e->c, &e->env, &e->body_off, err, sizeof(err))) {
+        log_error("%s: unreadable, moving to bad/: %s", e->c.qn.name, err);
+        if (queue_move(&e->c, "bad", err, sizeof(err)) != 0)
+            log_error("%s: %s", e->c.qn.name, err);
+        return -1;
+    }
+    e->size = e->env.size;
+    e->src = dup(e->c.fd);
+    e->state = calloc(e->env.nrcpt + 1, 1);
+    e->again = calloc(e->env.nrcpt + 1, 1);
+    e->reported = calloc(e->env.nrcpt + 1, 1);
+    e->why = calloc(e->env.nrcpt + 1, sizeof(*e->why));
+    if (e->src < 0 || !e->state || !e->again || !e->reported || !e->why) {
+        log_error("%s: out of memory or descriptors", e->c.qn.name);
+        queue_unclaim(&e->c, err, sizeof(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* Transactions for the recipients of e selected by want(), at most per. */
+static int add_txns(struct batch *b, struct went *e, int only_again, size_t per,
+                    struct wtxn ***tx, size_t *nt, size_t *cap)
+{
+    size_t i = 0;
+
+    while (i < e->env.nrcpt) {
+        struct wtxn *w;
+        size_t k = 0;
+
+        if (*nt == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            struct wtxn **p = realloc(*tx, nc * sizeof(*p));
+            if (!p)
+                return -1;
+            *tx = p;
+            *cap = nc;
+        }
+        if (!(w = calloc(1, sizeof(*w))) ||
+            !(w->idx = calloc(per, sizeof(size_t))) ||
+            !(w->rcpt = calloc(per, sizeof(char *))) ||
+            !(w->t.res = calloc(per, sizeof(*w->t.res))))
+            return -1;
+        for (; i < e->env.nrcpt && k < per; i++) {
+            if (only_again ? !e->again[i] : e->state[i] != R_PENDING)
+                continue;
+            if (only_again) {
+                e->again[i] = 0;
+                e->state[i] = R_PENDING;
+            }
+            w->idx[k] = i;
+            w->rcpt[k++] = e->env.rcpt[i].addr;
+        }
+        if (k == 0) {
+            free(w->idx);
+            free(w->rcpt);
+            free(w->t.res);
+            free(w);
+            break;
+        }
+        w->e = e;
+        w->t.rcpt = w->rcpt;
+        w->t.nrcpt = k;
+        w->t.sender = e->env.sender;
+        w->t.fd = e->src;
+        w->t.off = e->body_off;
+        w->t.size = e->size;
+        e->txns_left++;
+        (*tx)[(*nt)++] = w;
+    }
+    (void)b;
+    return 0;
+}
+
+static void free_txns(struct wtxn **tx, size_t nt)
+{
+    size_t i;
+
+    for (i = 0; i < nt; i++) {
+        free(tx[i]->idx);
+        free(tx[i]->rcpt);
+        tx[i]->rcpt = NULL;
+        /* res stays: e->why points into it until the batch ends */
+    }
+}
+
+/* After a session: transactions never completed keep their RCPT replies
+ * (a 5xx there is final); everything else of theirs is retried. */
+static void settle_incomplete(struct batch *b, struct wtxn **tx, size_t nt)
+{
+    size_t i;
+
+    for (i = 0; i < nt; i++) {
+        if (tx[i]->t.completed)
+            continue;
+        classify(b, tx[i]);
+        log_txn(b, tx[i]);
+        tx[i]->e->txns_left--;
+    }
+}
+
+int worker_run(struct spool *sp, const struct mmq_config *cfg,
+               char (*names)[QFILE_MAX], size_t n)
+{
+    struct batch b;
+    struct wtxn **tx = NULL;
+    size_t i, nt = 0, cap = 0, round;
+    struct wtxn **all = NULL;
+    size_t nall = 0;
+    char err[SMTP_TEXT_MAX + 64];
+
+    memset(&b, 0, sizeof(b));
+    b.sp = sp;
+    b.cfg = cfg;
+    if (!(b.e = calloc(n ? n : 1, sizeof(*b.e))))
+        return 75;
+    for (i = 0; i < n; i++)
+        if (claim_entry(&b, names[i], &b.e[b.ne]) == 0)
+            b.ne++;
+    for (i = 0; i < b.ne; i++)
+        if (add_txns(&b, &b.e[i], 0, (size_t)cfg->recipients_per_transaction,
+                     &tx, &nt, &cap) != 0)
+            return 75; /* claims are salvaged by the master */
+    for (round = 0; nt > 0 && round < FOLLOWUPS_MAX; round++) {
+        size_t per = (size_t)cfg->recipients_per_transaction, accepted;
+
+        b.session_err[0] = 0;
+        if (smtp_run(cfg, (struct smtp_txn **)tx, nt, txn_done, &b, err,
+                     sizeof(err)) != 0)
+            snprintf(b.session_err, sizeof(b.session_err), "%s", err);
+        settle_incomplete(&b, tx, nt);
+        /* 452 "too many recipients": the server's real limit is what it
+         * accepted; send the rest in following transactions. */
+        for (i = 0; i < nt; i++) {
+            size_t k;
+            accepted = 0;
+            for (k = 0; k < tx[i]->t.nrcpt; k++)
+                accepted += tx[i]->t.res[k].code / 100 == 2;
+            if (accepted && accepted < per && again_count(tx[i]->e))
+                per = accepted;
+        }
+        free_txns(tx, nt);
+        all = realloc(all, (nall + nt) * sizeof(*all));
+        if (!all)
+            return 75;
+        memcpy(all + nall, tx, nt * sizeof(*tx));
+        nall += nt;
+        nt = 0;
+        if (b.session_err[0] || worker_stop)
+            break; /* the connection failed: do not hammer it */
+        for (i = 0; i < b.ne; i++)
+            if (!b.e[i].finalized && again_count(&b.e[i]) &&
+                add_txns(&b, &b.e[i], 1, per, &tx, &nt, &cap) != 0)
+                return 75;
+    }
+    for (i = 0; i < b.ne; i++) {
+        memset(b.e[i].again, 0, b.e[i].env.nrcpt);
+        if (!b.e[i].finalized)
+            finalize(&b, &b.e[i]);
+    }
+    return 0;
+}
+
+void worker_salvage(struct spool *sp, const struct mmq_config *cfg,
+                    const struct qname *qn, const char *why)
+{
+    char err[QUEUE_ERR_MAX];
+    struct envelope env;
+    struct claim c;
+    int64_t now = time(NULL), next;
+    off_t off;
+
+    if (queue_claim_takeover(sp, "out", qn, &c, err, sizeof(err)) != 0)
+        return;
+    if (queue_claim_read(&c, &env, &off, err, sizeof(err)) != 0) {
+        log_error("%s: unreadable after a worker died, moving to bad/: %s",
+                  qn->name, err);
+        if (queue_move(&c, "bad", err, sizeof(err)) != 0)
+            log_error("%s: %s", qn->name, err);
+        return;
+    }
+    env.attempts++;
+    next = now + retry_delay(env.attempts, cfg->retry_min, cfg->retry_max);
+    env.next_attempt = next;
+    if (envelope_set(&env.last_error, why) != 0 ||
+        queue_rewrite(&c, &env, err, sizeof(err)) != 0 ||
+        queue_touch(&c, next, err, sizeof(err)) != 0 ||
+        queue_move(&c, "deferred", err, sizeof(err)) != 0)
+        log_error("%s: cannot defer after a worker died: %s", qn->name, err);
+    else
+        log_warn("%s: deferred after its delivery process died (%s), next "
+                 "attempt in %lld s",
+                 qn->name, why, (long long)(next - now));
+    envelope_free(&env);
+}

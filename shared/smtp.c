@@ -1,0 +1,555 @@
+/*
+ * smtp - one SMTP session through libESMTP.  See smtp.h for the contract.
+ *
+ * What libESMTP 1.1.0 does that shapes this file (../shared/libesmtp-notes):
+ *  - the return value of smtp_start_session() only says the exchange ran:
+ *    outcomes are read per recipient and per message;
+ *  - input must be CRLF (LF-only input is mangled), dot-stuffing is its job;
+ *  - all recipients of one message go into one transaction, so the caller
+ *    cuts recipients into several transactions;
+ *  - timeouts are in milliseconds and silently raised to the RFC minimums
+ *    unless OR-ed with Timeout_OVERRIDE_RFC2822_MINIMUM; there is no
+ *    connect timeout, so the caller time-limits the whole session;
+ *  - using its default TLS context twice in a process crashes: we always
+ *    give it our own SSL_CTX;
+ *  - a failed AUTH is silent: mail then goes out unauthenticated and the
+ *    relay answers 5.7.x, which the caller must treat as a configuration
+ *    error, not as a bad recipient;
+ *  - SIGPIPE must be ignored by the process (a reset during DATA).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+/* auth-client.h must come before libesmtp.h to enable the AUTH API */
+#include <auth-client.h>
+#include <libesmtp.h>
+
+#include "log.h"
+#include "smtp.h"
+
+#define SRC_CHUNK 65536
+
+static SSL_CTX *tls_ctx;
+static char *auth_user, *auth_pass;
+static auth_context_t auth_ctx;
+
+/* ------------------------------------------------------------ setup */
+
+static void free_credentials(void)
+{
+    if (auth_pass)
+        memset(auth_pass, 0, strlen(auth_pass));
+    free(auth_user);
+    free(auth_pass);
+    auth_user = auth_pass = NULL;
+}
+
+static int read_credentials(const char *path, char *err, size_t errlen)
+{
+    char line[1024], user[512] = "", pass[512] = "";
+    struct stat st;
+    FILE *fp;
+    int fd;
+
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "auth_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || (st.st_mode & 077) != 0 ||
+        st.st_uid != geteuid()) {
+        snprintf(err, errlen,
+                 "auth_file %s: must be owned by us and not readable by "
+                 "group or others (chmod 600)",
+                 path);
+        close(fd);
+        return -1;
+    }
+    if (!(fp = fdopen(fd, "r"))) {
+        close(fd);
+        snprintf(err, errlen, "auth_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fgets(line, sizeof(line), fp))
+        sscanf(line, "%511[^\r\n]", user);
+    if (fgets(line, sizeof(line), fp))
+        sscanf(line, "%511[^\r\n]", pass);
+    memset(line, 0, sizeof(line));
+    fclose(fp);
+    if (!user[0] || !pass[0]) {
+        snprintf(err, errlen,
+                 "auth_file %s: expected a user line and a password line",
+                 path);
+        return -1;
+    }
+    free_credentials();
+    auth_user = strdup(user);
+    auth_pass = strdup(pass);
+    memset(pass, 0, sizeof(pass));
+    if (!auth_user || !auth_pass) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int auth_interact(auth_client_request_t req, char **result, int fields,
+                         void *arg)
+{
+    int i;
+
+    (void)arg;
+    for (i = 0; i < fields; i++) {
+        if (req[i].flags & AUTH_USER)
+            result[i] = auth_user;
+        else if (req[i].flags & AUTH_PASS)
+            result[i] = auth_pass;
+        else
+            return 0;
+    }
+    return 1;
+}
+
+static int setup_tls(const struct mmq_config *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+    int required = strcmp(cfg->tls, "required") == 0;
+
+    if (tls_ctx) {
+        SSL_CTX_free(tls_ctx);
+        tls_ctx = NULL;
+    }
+    if (strcmp(cfg->tls, "off") == 0)
+        return 0;
+    if (!(ctx = SSL_CTX_new(TLS_client_method()))) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (cfg->tls_ca_file
+            ? !SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_file, NULL)
+            : !SSL_CTX_set_default_verify_paths(ctx)) {
+        snprintf(err, errlen, "tls_ca_file %s: cannot load CA certificates",
+                 cfg->tls_ca_file ? cfg->tls_ca_file : "(system store)");
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    if (required) {
+        X509_VERIFY_PARAM *p = SSL_CTX_get0_param(ctx);
+        /* The name we connect to must be in the certificate. */
+        if (!X509_VERIFY_PARAM_set1_ip_asc(p, cfg->relay_host))
+            X509_VERIFY_PARAM_set1_host(p, cfg->relay_host, 0);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    tls_ctx = ctx;
+    return 0;
+}
+
+int smtp_setup(const struct mmq_config *cfg, char *err, size_t errlen)
+{
+    static int auth_inited;
+
+    if (setup_tls(cfg, err, errlen) != 0)
+        return -1;
+    if (auth_ctx) {
+        auth_destroy_context(auth_ctx);
+        auth_ctx = NULL;
+    }
+    free_credentials();
+    if (!cfg->auth_file)
+        return 0;
+    if (read_credentials(cfg->auth_file, err, errlen) != 0)
+        return -1;
+    if (!auth_inited) {
+        auth_client_init();
+        auth_inited = 1;
+    }
+    if (!(auth_ctx = auth_create_context())) {
+        snprintf(err, errlen, "cannot create an AUTH context");
+        return -1;
+    }
+    auth_set_mechanism_flags(auth_ctx, AUTH_PLUGIN_PLAIN, 0);
+    auth_set_interact_cb(auth_ctx, auth_interact, NULL);
+    return 0;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+int smtp_address_ok(const char *addr)
+{
+    const unsigned char *p;
+
+    if (strlen(addr) > 998)
+        return 0;
+    for (p = (const unsigned char *)addr; *p; p++)
+        if (*p < 0x21 || *p == 0x7f || *p == '<' || *p == '>')
+            return 0;
+    return 1;
+}
+
+static void sanitise(char *dst, size_t dstlen, const char *src)
+{
+    size_t i = 0;
+
+    if (!src)
+        src = "";
+    for (; *src && i + 1 < dstlen; src++) {
+        unsigned char c = (unsigned char)*src;
+        if (c == '\r' || c == '\n') {
+            if (i > 0 && dst[i - 1] != ' ')
+                dst[i++] = ' ';
+            continue;
+        }
+        dst[i++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    while (i > 0 && dst[i - 1] == ' ')
+        i--;
+    dst[i] = 0;
+}
+
+static void take_status(struct smtp_rcpt_result *r, const smtp_status_t *st)
+{
+    char text[SMTP_TEXT_MAX - 32];
+
+    memset(r, 0, sizeof(*r));
+    if (!st)
+        return;
+    r->code = st->code;
+    if (st->enh_class >= 2 && st->enh_class <= 5)
+        snprintf(r->status, sizeof(r->status), "%d.%d.%d", st->enh_class,
+                 st->enh_subject % 1000, st->enh_detail % 1000);
+    sanitise(text, sizeof(text), st->text);
+    if (r->status[0])
+        snprintf(r->text, sizeof(r->text), "%d %s %s", st->code, r->status,
+                 text);
+    else
+        snprintf(r->text, sizeof(r->text), "%d %s", st->code, text);
+}
+
+enum smtp_outcome smtp_outcome(const struct smtp_txn *t, size_t i)
+{
+    int rc = t->res[i].code / 100, mc = t->msg.code / 100;
+
+    if (rc == 5 || (rc == 2 && t->completed && mc == 5))
+        return SMTP_FAILED;
+    if (rc == 2 && t->completed && mc == 2)
+        return SMTP_SENT;
+    return SMTP_RETRY;
+}
+
+/* ----------------------------------------------------- message source */
+
+struct msgsrc {
+    off_t pos, end;
+    int prev_cr;
+    char in[SRC_CHUNK];
+    char out[2 * SRC_CHUNK];
+};
+
+/*
+ * libESMTP pulls the message through this callback; *ctx is ours to
+ * allocate and libESMTP free()s it.  LF line ends become CRLF.  A read
+ * error cannot be reported through this interface, and sending a short
+ * message as if it were whole would corrupt mail, so the process exits
+ * instead: the connection drops in the middle of DATA, the server discards
+ * the transaction, and the agent's master defers the entries.
+ */
+static const char *msg_source(void **ctx, int *len, void *arg)
+{
+    struct smtp_txn *t = arg;
+    struct msgsrc *s = *ctx;
+    ssize_t n, i;
+    size_t o = 0;
+
+    if (!s) {
+        if (!(s = malloc(sizeof(*s)))) {
+            log_error("out of memory reading a message: exiting");
+            _exit(75);
+        }
+        *ctx = s;
+        s->pos = t->off;
+        s->end = t->off + t->size;
+        s->prev_cr = 0;
+    }
+    if (!len) { /* rewind */
+        s->pos = t->off;
+        s->prev_cr = 0;
+        return NULL;
+    }
+    if (s->pos >= s->end) {
+        *len = 0;
+        return NULL;
+    }
+    do
+        n = pread(
+            t->fd, s->in,
+            (size_t)(s->end - s->pos < SRC_CHUNK ? s->end - s->pos : SRC_CHUNK),
+            s->pos);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        log_error("reading a queued message failed (%s): dropping the "
+                  "connection so that nothing partial is delivered",
+                  n < 0 ? strerror(errno) : "file shrank");
+        _exit(75);
+    }
+    for (i = 0; i < n; i++) {
+        char c = s->in[i];
+        if (c == '\n' && !s->prev_cr)
+            s->out[o++] = '\r';
+        s->out[o++] = c;
+        s->prev_cr = c == '\r';
+    }
+    s->pos += n;
+    *len = (int)o;
+    return s->out;
+}
+
+/* ------------------------------------------------------------ session */
+
+struct run {
+    struct smtp_txn **txn;
+    size_t n;
+    smtp_txn_done_fn done;
+    void *arg;
+    char last_reply[SMTP_TEXT_MAX]; /* the server's last line */
+    char tls_problem[128];
+    int required_tls;
+};
+
+struct txn_priv {
+    smtp_message_t m;
+    smtp_recipient_t *r;
+};
+
+static void collect(struct smtp_txn *t)
+{
+    struct txn_priv *p = t->priv;
+    size_t i;
+
+    for (i = 0; i < t->nrcpt; i++)
+        if (p->r[i])
+            take_status(&t->res[i], smtp_recipient_status(p->r[i]));
+    take_status(&t->msg, smtp_message_transfer_status(p->m));
+}
+
+static void on_event(smtp_session_t s, int ev, void *arg, ...)
+{
+    struct run *run = arg;
+    va_list ap;
+    int *ok;
+    size_t i;
+
+    (void)s;
+    va_start(ap, arg);
+    switch (ev) {
+    case SMTP_EV_MESSAGESENT: {
+        smtp_message_t m = va_arg(ap, smtp_message_t);
+        for (i = 0; i < run->n; i++) {
+            struct smtp_txn *t = run->txn[i];
+            if (((struct txn_priv *)t->priv)->m == m && !t->completed) {
+                collect(t);
+                /* A 354 never came: DATA refused, still "sent" here. */
+                t->completed = 1;
+                run->done(t, run->arg);
+                break;
+            }
+        }
+        break;
+    }
+    case SMTP_EV_INVALID_PEER_CERTIFICATE:
+        (void)va_arg(ap, long);
+        ok = va_arg(ap, int *);
+        *ok = !run->required_tls;
+        if (run->required_tls)
+            snprintf(run->tls_problem, sizeof(run->tls_problem),
+                     "4.7.5 relay certificate not trusted");
+        break;
+    case SMTP_EV_NO_PEER_CERTIFICATE:
+    case SMTP_EV_WRONG_PEER_CERTIFICATE:
+        ok = va_arg(ap, int *);
+        *ok = !run->required_tls;
+        if (run->required_tls)
+            snprintf(run->tls_problem, sizeof(run->tls_problem),
+                     "4.7.5 relay certificate %s",
+                     ev == SMTP_EV_NO_PEER_CERTIFICATE
+                         ? "missing"
+                         : "does not match the relay host name");
+        break;
+    case SMTP_EV_EXTNA_STARTTLS:
+        snprintf(run->tls_problem, sizeof(run->tls_problem),
+                 "4.7.4 relay does not offer STARTTLS (tls = required)");
+        break;
+    default:
+        break;
+    }
+    va_end(ap);
+}
+
+static void on_monitor(const char *buf, int len, int writing, void *arg)
+{
+    struct run *run = arg;
+    char line[SMTP_TEXT_MAX];
+    int start, end;
+
+    if (writing || len <= 0)
+        return;
+    /* keep the last complete line the server sent */
+    end = len;
+    while (end > 0 && (buf[end - 1] == '\n' || buf[end - 1] == '\r'))
+        end--;
+    start = end;
+    while (start > 0 && buf[start - 1] != '\n')
+        start--;
+    if (end - start <= 0)
+        return;
+    snprintf(line, sizeof(line), "%.*s", end - start, buf + start);
+    sanitise(run->last_reply, sizeof(run->last_reply), line);
+}
+
+static void set_timeouts(smtp_session_t s, int seconds)
+{
+    long ms = (long)seconds * 1000 | Timeout_OVERRIDE_RFC2822_MINIMUM;
+
+    smtp_set_timeout(s, Timeout_GREETING, ms);
+    smtp_set_timeout(s, Timeout_ENVELOPE, ms);
+    smtp_set_timeout(s, Timeout_DATA, ms);
+    smtp_set_timeout(s, Timeout_TRANSFER, ms);
+    smtp_set_timeout(s, Timeout_DATA2, ms);
+}
+
+static int add_txn(smtp_session_t s, struct smtp_txn *t)
+{
+    struct txn_priv *p = t->priv;
+    size_t i;
+
+    memset(&t->msg, 0, sizeof(t->msg));
+    t->completed = 0;
+    if (!(p->m = smtp_add_message(s)) ||
+        !smtp_set_reverse_path(p->m, t->sender) ||
+        !smtp_set_messagecb(p->m, msg_source, t))
+        return -1;
+    for (i = 0; i < t->nrcpt; i++) {
+        memset(&t->res[i], 0, sizeof(t->res[i]));
+        p->r[i] = NULL;
+        if (!smtp_address_ok(t->rcpt[i])) {
+            t->res[i].code = 553;
+            snprintf(t->res[i].status, sizeof(t->res[i].status), "5.1.3");
+            snprintf(t->res[i].text, sizeof(t->res[i].text),
+                     "553 5.1.3 address contains characters not allowed in "
+                     "SMTP (not sent)");
+            continue;
+        }
+        if (!(p->r[i] = smtp_add_recipient(p->m, t->rcpt[i])))
+            return -1;
+    }
+    return 0;
+}
+
+static void session_error(struct run *run, char *err, size_t errlen)
+{
+    char buf[128];
+    int e = smtp_errno();
+
+    if (run->tls_problem[0])
+        snprintf(err, errlen, "%s", run->tls_problem);
+    else if (run->last_reply[0] &&
+             (run->last_reply[0] == '4' || run->last_reply[0] == '5'))
+        snprintf(err, errlen, "%s (%s)", run->last_reply,
+                 smtp_strerror(e, buf, sizeof(buf)));
+    else
+        snprintf(err, errlen, "4.4.2 %s", smtp_strerror(e, buf, sizeof(buf)));
+}
+
+int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
+             smtp_txn_done_fn done, void *arg, char *err, size_t errlen)
+{
+    struct run run;
+    struct txn_priv *priv = calloc(n ? n : 1, sizeof(*priv));
+    smtp_session_t s = NULL;
+    char hostport[300];
+    size_t i, incomplete = 0;
+    int rc = -1, any_rcpt = 0;
+
+    memset(&run, 0, sizeof(run));
+    run.txn = txn;
+    run.n = n;
+    run.done = done;
+    run.arg = arg;
+    run.required_tls = strcmp(cfg->tls, "required") == 0;
+    if (!priv || !(s = smtp_create_session()))
+        goto oom;
+    for (i = 0; i < n; i++) {
+        priv[i].r =
+            calloc(txn[i]->nrcpt ? txn[i]->nrcpt : 1, sizeof(smtp_recipient_t));
+        txn[i]->priv = &priv[i];
+        if (!priv[i].r || add_txn(s, txn[i]) != 0)
+            goto oom;
+        for (size_t j = 0; j < txn[i]->nrcpt; j++)
+            any_rcpt |= priv[i].r[j] != NULL;
+    }
+    if (!any_rcpt) { /* nothing sendable: every recipient already failed */
+        for (i = 0; i < n; i++) {
+            txn[i]->completed = 1;
+            done(txn[i], arg);
+        }
+        rc = 0;
+        goto out;
+    }
+    snprintf(hostport, sizeof(hostport),
+             strchr(cfg->relay_host, ':') ? "[%s]:%d" : "%s:%d",
+             cfg->relay_host, cfg->relay_port);
+    smtp_set_server(s, hostport);
+    if (cfg->helo_name)
+        smtp_set_hostname(s, cfg->helo_name);
+    set_timeouts(s, cfg->smtp_timeout);
+    smtp_set_eventcb(s, on_event, &run);
+    smtp_set_monitorcb(s, on_monitor, &run, 0);
+    if (tls_ctx) {
+        smtp_starttls_set_ctx(s, tls_ctx);
+        smtp_starttls_enable(s, run.required_tls ? Starttls_REQUIRED
+                                                 : Starttls_ENABLED);
+    } else {
+        smtp_starttls_enable(s, Starttls_DISABLED);
+    }
+    if (auth_ctx)
+        smtp_auth_set_context(s, auth_ctx);
+
+    if (!smtp_start_session(s)) {
+        session_error(&run, err, errlen);
+        goto out;
+    }
+    for (i = 0; i < n; i++)
+        if (!txn[i]->completed) {
+            collect(txn[i]); /* RCPT replies still count (a 550 is final) */
+            incomplete++;
+        }
+    if (incomplete) {
+        session_error(&run, err, errlen);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+oom:
+    snprintf(err, errlen, "4.3.0 out of memory");
+out:
+    if (s)
+        smtp_destroy_session(s);
+    for (i = 0; priv && i < n; i++) {
+        free(priv[i].r);
+        txn[i]->priv = NULL;
+    }
+    free(priv);
+    return rc;
+}
