@@ -93,9 +93,13 @@ static void print_entry(struct spool *sp, const char *queue,
     time_t t = (time_t)qn->sec;
     off_t off;
     int fd;
+    char claim[128] = "";
 
-    snprintf(rel, sizeof(rel), "%s/%.2s/%s%s%s", queue, qn->hash, qn->name,
-             qn->origin[0] ? "@" : "", qn->origin);
+    if (qn->kind == QN_CLAIMED)
+        snprintf(claim, sizeof(claim), "#%s#%ld#%llu", qn->node, (long)qn->pid,
+                 qn->start);
+    snprintf(rel, sizeof(rel), "%s/%.2s/%s%s%s%s", queue, qn->hash, qn->name,
+             qn->origin[0] ? "@" : "", qn->origin, claim);
     localtime_r(&t, &tm);
     strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
     fd = openat(sp->fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -186,7 +190,11 @@ int main(int argc, char **argv)
     verb = argv[optind];
     argc -= optind;
     argv += optind;
+    if (strcmp(verb, "init") != 0 && strcmp(verb, "queue") != 0 &&
+        strcmp(verb, "recover") != 0)
+        usage();
     load_config(config_path, &cfg);
+    log_set_verbose(cfg.verbose);
     if (strcmp(verb, "init") == 0)
         return cmd_init(&cfg, argc, argv);
     open_spool(&cfg, &sp);

@@ -109,7 +109,7 @@ int config_defaults(struct mmq_config *cfg)
     cfg->max_message_size = 40 * 1024 * 1024;
     cfg->max_recoveries = 3;
     cfg->tmp_max_age = 86400;
-    cfg->filter_timeout = 3600;
+    cfg->filter_timeout = 900; /* below Postfix's 1000 s command_time_limit */
     cfg->relay_host = strdup("127.0.0.1");
     cfg->relay_port = 25;
     cfg->delivery_slices = strdup("all");

@@ -509,7 +509,7 @@ int envelope_read(int fd, struct envelope *env, off_t *body_off, char *err,
 {
     struct buf b;
     struct stat st;
-    size_t consumed = 0;
+    size_t consumed = 0, scanned = 0;
     int rc;
 
     buf_init(&b);
@@ -539,6 +539,15 @@ int envelope_read(int fd, struct envelope *env, off_t *body_off, char *err,
         }
         b.len += (size_t)got;
         b.data[b.len] = 0;
+        /* Parse only once the empty line is here (or the data ends), so a
+         * large envelope costs one parse, not one per read. */
+        if (got > 0 && b.len < ENVELOPE_MAX_BYTES &&
+            !memmem(b.data + (scanned > 0 ? scanned - 1 : 0),
+                    b.len - (scanned > 0 ? scanned - 1 : 0), "\n\n", 2)) {
+            scanned = b.len;
+            continue;
+        }
+        scanned = b.len;
         rc = envelope_parse(b.data, b.len, env, &consumed, err, errlen);
         if (rc == 0)
             break;

@@ -209,21 +209,35 @@ static int make_dir(int parent, const char *rel, const char *show, uid_t uid,
                     gid_t gid, char *err, size_t errlen)
 {
     struct stat st;
+    int fd, rc = -1;
 
     if (mkdirat(parent, rel, DIR_MODE) != 0 && errno != EEXIST)
         return fail(err, errlen, errno, "mkdir %s: %s", show, strerror(errno));
-    if (fstatat(parent, rel, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return fail(err, errlen, errno, "%s: %s", show, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return fail(err, errlen, ENOTDIR, "%s: exists and is not a directory",
-                    show);
-    if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
-        fchownat(parent, rel, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
-        return fail(err, errlen, errno, "chown %s: %s", show, strerror(errno));
+    /* Work on a descriptor opened without following links, so that a
+     * symlink swapped in by a group member cannot redirect chown/chmod. */
+    fd = openat(parent, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return fail(
+            err, errlen, errno == ELOOP ? ENOTDIR : errno, "%s: %s", show,
+            errno == ELOOP || errno == ENOTDIR ? "exists and is not a directory"
+                                               : strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        fail(err, errlen, errno, "%s: %s", show, strerror(errno));
+        goto out;
+    }
+    if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) != 0) {
+        fail(err, errlen, errno, "chown %s: %s", show, strerror(errno));
+        goto out;
+    }
     /* after chown: chown clears the setgid bit */
-    if (fchmodat(parent, rel, DIR_MODE, 0) != 0)
-        return fail(err, errlen, errno, "chmod %s: %s", show, strerror(errno));
-    return 0;
+    if (fchmod(fd, DIR_MODE) != 0) {
+        fail(err, errlen, errno, "chmod %s: %s", show, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    close(fd);
+    return rc;
 }
 
 int spool_init(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
@@ -418,6 +432,16 @@ struct queue_file *queue_file_create(struct spool *sp, const char *queue,
         fail(err, errlen, e, "create %s/%s: %s", sp->path, qf->tmpname,
              strerror(e));
         free(qf);
+        errno = e;
+        return NULL;
+    }
+    /* The MTA may run us with umask 077 (Postfix's master does): the
+     * spool group must still be able to read the entry. */
+    if (fchmod(qf->fd, FILE_MODE) != 0) {
+        e = errno;
+        fail(err, errlen, e, "chmod %s/%s: %s", sp->path, qf->tmpname,
+             strerror(e));
+        queue_file_abort(qf);
         errno = e;
         return NULL;
     }
@@ -990,7 +1014,7 @@ static void recover_one(struct spool *sp, const char *queue,
     struct envelope env;
     struct claim c;
     off_t off;
-    int rc;
+    int rc, recoveries;
 
     /* Claim it ourselves first, so that two recoverers never both act. */
     rc = queue_claim_takeover(sp, queue, dead, &c, why, sizeof(why));
@@ -1014,7 +1038,7 @@ static void recover_one(struct spool *sp, const char *queue,
         envelope_free(&env);
         goto to_bad;
     }
-    env.recoveries++;
+    recoveries = ++env.recoveries;
     rc = queue_rewrite(&c, &env, why, sizeof(why));
     envelope_free(&env);
     if (rc != 0 || queue_unclaim(&c, why, sizeof(why)) != 0) {
@@ -1024,8 +1048,7 @@ static void recover_one(struct spool *sp, const char *queue,
         return;
     }
     log_info("%s: restored to %s/ after process %ld on %s died (recovery %d)",
-             dead->name, queue, (long)dead->pid, dead->node,
-             env.recoveries + 0);
+             dead->name, queue, (long)dead->pid, dead->node, recoveries);
     st->restored++;
     return;
 to_bad:
