@@ -34,6 +34,7 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "envelope.h"
+#include "list.h"
 #include "log.h"
 #include "retry.h"
 #include "smtp.h"
@@ -63,6 +64,7 @@ struct wtxn {
     struct smtp_txn t;
     struct went *e;
     size_t *idx;       /* t.rcpt[k] is e->env.rcpt[idx[k]] */
+    char *verp;        /* the VERP sender of a one-recipient txn, or NULL */
     const char **rcpt; /* the array behind t.rcpt */
 };
 
@@ -466,6 +468,8 @@ static int add_txns(struct batch *b, struct went *e, int only_again, size_t per,
 {
     size_t i = 0;
 
+    if (e->env.verp)
+        per = 1; /* each recipient has its own envelope sender */
     while (i < e->env.nrcpt) {
         struct wtxn *w;
         size_t k = 0;
@@ -504,6 +508,13 @@ static int add_txns(struct batch *b, struct went *e, int only_again, size_t per,
         w->t.rcpt = w->rcpt;
         w->t.nrcpt = k;
         w->t.sender = e->env.sender;
+        if (e->env.verp && e->env.sender[0]) {
+            size_t len = strlen(e->env.sender) + strlen(w->rcpt[0]) + 2;
+            if (!(w->verp = malloc(len)) ||
+                list_verp_address(e->env.sender, w->rcpt[0], w->verp, len))
+                return -1;
+            w->t.sender = w->verp;
+        }
         w->t.fd = e->src;
         w->t.off = e->body_off;
         w->t.size = e->size;

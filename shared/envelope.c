@@ -169,6 +169,11 @@ int envelope_format(const struct envelope *env, struct buf *out,
         return -1;
     if (env->mbox_from && put_kv(out, "mbox-from", env->mbox_from))
         return -1;
+    /* flags: written only when set, so common entries stay short */
+    if ((env->verp && buf_printf(out, "verp %d\n", env->verp)) ||
+        (env->approved && buf_printf(out, "approved %d\n", env->approved)) ||
+        (env->expanded && buf_printf(out, "expanded %d\n", env->expanded)))
+        return -1;
     if (buf_puts(out, "size "))
         return -1;
     if (size_off)
@@ -269,6 +274,9 @@ enum seen_bit {
     SEEN_LASTERR = 1 << 7,
     SEEN_MBOX = 1 << 8,
     SEEN_SIZE = 1 << 9,
+    SEEN_VERP = 1 << 10,
+    SEEN_APPROVED = 1 << 11,
+    SEEN_EXPANDED = 1 << 12,
 };
 #define SEEN_REQUIRED                                                          \
     (SEEN_LIST | SEEN_ROLE | SEEN_SENDER | SEEN_ARRIVAL | SEEN_SIZE)
@@ -364,6 +372,12 @@ static int parse_line(struct envelope *env, const char *line, size_t n,
         bit = SEEN_RECOV;
     else if (key_is(k, kn, "size"))
         bit = SEEN_SIZE;
+    else if (key_is(k, kn, "verp"))
+        bit = SEEN_VERP;
+    else if (key_is(k, kn, "approved"))
+        bit = SEEN_APPROVED;
+    else if (key_is(k, kn, "expanded"))
+        bit = SEEN_EXPANDED;
 
     if (bit == 0) { /* unknown: keep verbatim for the next writer */
         if (buf_append(&env->extra, line, n) ||
@@ -419,6 +433,17 @@ static int parse_line(struct envelope *env, const char *line, size_t n,
         if (parse_u64(v, vn, INT64_MAX / 2, &u))
             break;
         env->size = (int64_t)u;
+        return 0;
+    case SEEN_VERP:
+    case SEEN_APPROVED:
+        if (parse_u64(v, vn, 1, &u))
+            break;
+        *(bit == SEEN_VERP ? &env->verp : &env->approved) = (int)u;
+        return 0;
+    case SEEN_EXPANDED:
+        if (parse_u64(v, vn, 10000000, &u))
+            break;
+        env->expanded = (int)u;
         return 0;
     }
     return -1;

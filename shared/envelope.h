@@ -14,6 +14,9 @@
  *     recoveries 0
  *     last-error 4.4.1%20connection%20refused   (optional)
  *     mbox-from From%20alice@example.org%20Sat%20Nov...  (optional)
+ *     verp 1                     (optional) per-recipient bounce sender
+ *     approved 1                 (optional) released by the postmaster
+ *     expanded 12                (optional) list stage: 12 out/ entries staged
  *     size 00000000000000001234  message length in bytes, 20 digits
  *     rcpt bob@example.org       (any number, in order)
  *
@@ -61,6 +64,9 @@ struct envelope {
     int attempts;
     int64_t next_attempt; /* unix time; 0 means "now" */
     int recoveries;
+    int verp;         /* 1: send each recipient with its own VERP sender */
+    int approved;     /* 1: released from hold/, skip the posting policy */
+    int expanded;     /* list stage: this many out/ entries are staged */
     char *last_error; /* NULL: none */
     char *mbox_from;  /* the MTA's leading "From " line, no line end */
     int64_t size;     /* message bytes after the envelope */

@@ -114,3 +114,16 @@ int list_role_of_recipient(const char *list, const char *rcpt,
         return 0;
     return -1;
 }
+
+int list_verp_address(const char *sender, const char *rcpt, char *out,
+                      size_t outlen)
+{
+    const char *sat = strrchr(sender, '@'), *rat = strrchr(rcpt, '@');
+    int n;
+
+    if (!sat || !rat)
+        return -1;
+    n = snprintf(out, outlen, "%.*s+%.*s=%s%s", (int)(sat - sender), sender,
+                 (int)(rat - rcpt), rcpt, rat + 1, sat);
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}

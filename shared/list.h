@@ -42,4 +42,12 @@ int list_role_of_recipient(const char *list, const char *rcpt,
  */
 int list_split_suffix(const char *name, char *stem, enum mmq_role *role);
 
+/*
+ * VERP: the bounce address for one recipient.  sender "L-bounces@D" and
+ * rcpt "bob@example.org" give "L-bounces+bob=example.org@D".  -1 if it
+ * does not fit in outlen or an address has no '@'.
+ */
+int list_verp_address(const char *sender, const char *rcpt, char *out,
+                      size_t outlen);
+
 #endif

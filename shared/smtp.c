@@ -377,15 +377,19 @@ static void on_event(smtp_session_t s, int ev, void *arg, ...)
                      "4.7.5 relay certificate not trusted");
         break;
     case SMTP_EV_NO_PEER_CERTIFICATE:
-    case SMTP_EV_WRONG_PEER_CERTIFICATE:
         ok = va_arg(ap, int *);
         *ok = !run->required_tls;
         if (run->required_tls)
             snprintf(run->tls_problem, sizeof(run->tls_problem),
-                     "4.7.5 relay certificate %s",
-                     ev == SMTP_EV_NO_PEER_CERTIFICATE
-                         ? "missing"
-                         : "does not match the relay host name");
+                     "4.7.5 relay presented no certificate");
+        break;
+    case SMTP_EV_WRONG_PEER_CERTIFICATE:
+        /* libESMTP's own name check knows no IP addresses.  With
+         * tls = required our SSL_CTX has already checked the name (host
+         * or IP, X509_VERIFY_PARAM) during the handshake, which fails on
+         * a mismatch; so this event only repeats a check already passed. */
+        ok = va_arg(ap, int *);
+        *ok = 1;
         break;
     case SMTP_EV_EXTNA_STARTTLS:
         snprintf(run->tls_problem, sizeof(run->tls_problem),
