@@ -59,6 +59,8 @@ static const struct setting settings[] = {
     {"tls_ca_file", C_STR, OFF(tls_ca_file), 0, 0},
     {"auth_file", C_STR, OFF(auth_file), 0, 0},
     {"postmaster", C_STR, OFF(postmaster), 0, 0},
+    {"process_slices", C_STR, OFF(process_slices), 0, 0},
+    {"archive_dir", C_STR, OFF(archive_dir), 0, 0},
 };
 
 const char *config_default_path(void)
@@ -123,8 +125,9 @@ int config_defaults(struct mmq_config *cfg)
     cfg->max_lifetime = 5 * 86400;
     cfg->scan_interval = 10;
     cfg->tls = strdup("off");
+    cfg->process_slices = strdup("all");
     if (!cfg->spool || !cfg->node || !cfg->lists_dir || !cfg->relay_host ||
-        !cfg->delivery_slices || !cfg->tls)
+        !cfg->delivery_slices || !cfg->tls || !cfg->process_slices)
         return -1;
     return 0;
 }
@@ -143,6 +146,8 @@ void config_free(struct mmq_config *cfg)
     free(cfg->tls_ca_file);
     free(cfg->auth_file);
     free(cfg->postmaster);
+    free(cfg->process_slices);
+    free(cfg->archive_dir);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -50,6 +50,10 @@ struct mmq_config {
     char *tls_ca_file; /* CA bundle; NULL: the system store */
     char *auth_file;   /* "user LF password LF", mode 0600; NULL: none */
     char *postmaster;  /* From: of DSNs; NULL: MAILER-DAEMON@host */
+
+    /* list stage (mmq-process) */
+    char *process_slices; /* slices this node's list stage serves */
+    char *archive_dir;    /* list archives (mbox); NULL: SPOOL/archive */
 };
 
 /* Default location of the configuration file (compiled in). */

@@ -254,6 +254,9 @@ int spool_init(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
     snprintf(show, sizeof(show), "%s/lock", path);
     if (make_dir(fd, "lock", show, uid, gid, err, errlen) != 0)
         goto out;
+    snprintf(show, sizeof(show), "%s/stage", path);
+    if (make_dir(fd, "stage", show, uid, gid, err, errlen) != 0)
+        goto out;
     for (i = -1; queue_names[i < 0 ? 0 : i]; i++) {
         const char *q = i < 0 ? "tmp" : queue_names[i];
 
@@ -646,6 +649,52 @@ int queue_file_commit_as(struct queue_file *qf, const char *name, char *err,
     if (qf_seal(qf) != 0)
         return qf_end(qf, -1, err, errlen);
     return qf_end(qf, qf_publish(qf, name), err, errlen);
+}
+
+int queue_file_stage(struct queue_file *qf, const char *name, char *err,
+                     size_t errlen)
+{
+    struct qname qn;
+    char dst[QFILE_MAX + 16];
+
+    if (qname_parse(name, &qn) != 0 || qn.kind != QN_READY) {
+        snprintf(qf->err, sizeof(qf->err), "invalid entry name \"%s\"", name);
+        errno = EINVAL;
+        return qf_end(qf, -1, err, errlen);
+    }
+    if (qf_seal(qf) != 0)
+        return qf_end(qf, -1, err, errlen);
+    snprintf(dst, sizeof(dst), "stage/%s", name);
+    if (renameat(qf->sp->fd, qf->tmpname, qf->sp->fd, dst) != 0) {
+        qf_fail(qf, errno, dst);
+        return qf_end(qf, -1, err, errlen);
+    }
+    qf->tmpname[0] = 0;
+    return qf_end(qf, 0, err, errlen);
+}
+
+int queue_publish_staged(struct spool *sp, const char *queue, const char *name,
+                         char *err, size_t errlen)
+{
+    char src[QFILE_MAX + 16], dst[QFILE_MAX + 64], bucket[64];
+
+    snprintf(src, sizeof(src), "stage/%s", name);
+    qname_bucket(queue, name, bucket, sizeof(bucket));
+    snprintf(dst, sizeof(dst), "%s/%s", bucket, name);
+    if (renameat(sp->fd, src, sp->fd, dst) != 0) {
+        if (errno == ENOENT)
+            return 1;
+        return fail(err, errlen, errno, "publish %s: %s", dst, strerror(errno));
+    }
+    return 0;
+}
+
+int spool_sync_dir(struct spool *sp, const char *rel, char *err, size_t errlen)
+{
+    if (fsync_dir(sp->fd, rel) != 0)
+        return fail(err, errlen, errno, "fsync %s/%s: %s", sp->path, rel,
+                    strerror(errno));
+    return 0;
 }
 
 void queue_file_abort(struct queue_file *qf)

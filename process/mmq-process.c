@@ -1,0 +1,202 @@
+/*
+ * mmq-process - the list stage: turns posts in in/ into deliveries in out/.
+ *
+ *     mmq-process [-c FILE] [-s SLICES] [-1] [-e] [-v]
+ *
+ * The story: lock our slices of in/ (per node), restore what a dead list
+ * stage of this node left claimed, then take the entries of our slices
+ * oldest first and hand each to post_process(), which applies the list's
+ * policy and headers and expands it to the members (see post.c for the
+ * crash rules).  New entries are noticed through inotify and by a full
+ * scan every scan_interval seconds.  SIGTERM stops after the entry in
+ * hand; SIGHUP reopens the log (list files and members files are re-read
+ * whenever they change, without a signal).  With -1 it exits once its
+ * slices of in/ are empty.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "process.h"
+#include "queue.h"
+#include "slice.h"
+
+static volatile sig_atomic_t got_term, got_hup;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        got_hup = 1;
+    else
+        got_term = 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: mmq-process [-c FILE] [-s SLICES] [-1] [-e] "
+                    "[-v]\n");
+    exit(EX_USAGE);
+}
+
+static void lock_and_recover(struct spool *sp, const struct mmq_config *cfg,
+                             const struct slice_set *set)
+{
+    struct recover_stats st = {0, 0, 0};
+    char err[QUEUE_ERR_MAX];
+    unsigned i;
+
+    for (i = 0; i < set->n; i++) {
+        int fd, rc;
+        if (!set->on[i])
+            continue;
+        rc = spool_lock_slice(sp, "process", i, &fd, err, sizeof(err));
+        if (rc < 0)
+            log_fatal(EX_TEMPFAIL, "%s", err);
+        if (rc > 0)
+            log_fatal(EX_TEMPFAIL,
+                      "slice %u of %d is already processed by another "
+                      "mmq-process on node %s",
+                      i, cfg->slices, cfg->node);
+        /* fd stays open (and locked) for the life of the process */
+    }
+    if (queue_recover(sp, "in", set, &st, err, sizeof(err)) != 0 ||
+        spool_clean_tmp(sp, cfg->tmp_max_age, &st, err, sizeof(err)) != 0)
+        log_fatal(EX_TEMPFAIL, "recovery: %s", err);
+    if (st.restored || st.to_bad || st.tmp_removed)
+        log_info("recovery: %u entries restored, %u moved to bad/, %u "
+                 "temporary files removed",
+                 st.restored, st.to_bad, st.tmp_removed);
+}
+
+static int watch_in(const struct spool *sp, const struct slice_set *set)
+{
+    unsigned i, b, first, last;
+    unsigned char seen[SLICE_BUCKETS] = {0};
+    char path[PATH_MAX];
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    for (i = 0; i < set->n; i++) {
+        if (!set->on[i])
+            continue;
+        slice_buckets(i, set->n, &first, &last);
+        for (b = first; b <= last; b++) {
+            if (seen[b]++)
+                continue;
+            snprintf(path, sizeof(path), "%s/in/%02x", sp->path, b);
+            inotify_add_watch(fd, path, IN_MOVED_TO);
+        }
+    }
+    return fd;
+}
+
+/* Process what is ready now; returns how many entries were seen. */
+static size_t run_once(struct stage_ctx *ctx, const struct slice_set *set)
+{
+    struct qlist l = {NULL, 0, 0};
+    char err[QUEUE_ERR_MAX];
+    size_t i, n;
+
+    if (queue_list(ctx->sp, "in", set, QL_READY, 1000, &l, err, sizeof(err)) !=
+        0) {
+        log_error("%s", err);
+        return 0;
+    }
+    for (i = 0; i < l.n && !got_term; i++)
+        post_process(ctx, l.v[i].name);
+    n = l.n;
+    qlist_free(&l);
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL, *slices = NULL;
+    struct mmq_config cfg;
+    struct spool sp;
+    struct slice_set set;
+    struct stage_ctx ctx;
+    struct sigaction sa;
+    char err[QUEUE_ERR_MAX];
+    int c, once = 0, ifd;
+
+    log_init(argv[0], LOG_STDERR_AUTO);
+    while ((c = getopt(argc, argv, "c:s:1ev")) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 's':
+            slices = optarg;
+            break;
+        case '1':
+            once = 1;
+            break;
+        case 'e':
+            log_init(argv[0], LOG_STDERR_ALWAYS);
+            break;
+        case 'v':
+            log_set_verbose(1);
+            break;
+        default:
+            usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    if (config_load(config_path, &cfg, err, sizeof(err)) != 0)
+        log_fatal(EX_CONFIG, "%s", err);
+    if (spool_open(&sp, &cfg, err, sizeof(err)) != 0)
+        log_fatal(EX_TEMPFAIL, "%s", err);
+    if (slice_set_parse(slices ? slices : cfg.process_slices,
+                        (unsigned)cfg.slices, &set, err, sizeof(err)) != 0)
+        log_fatal(EX_USAGE, "%s", err);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    lock_and_recover(&sp, &cfg, &set);
+    ifd = watch_in(&sp, &set);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.sp = &sp;
+    ctx.cfg = &cfg;
+    log_info("processing slices %s of %d of in/",
+             slices ? slices : cfg.process_slices, cfg.slices);
+
+    while (!got_term) {
+        struct pollfd p = {ifd, POLLIN, 0};
+        size_t seen = run_once(&ctx, &set);
+
+        if (got_hup) {
+            got_hup = 0;
+            log_init(argv[0], LOG_STDERR_AUTO);
+            log_info("SIGHUP: log reopened");
+        }
+        if (once && seen == 0)
+            break;
+        if (seen > 0)
+            continue; /* there may be more */
+        if (poll(&p, ifd >= 0 ? 1 : 0, cfg.scan_interval * 1000) > 0) {
+            char buf[4096];
+            while (read(ifd, buf, sizeof(buf)) > 0)
+                ;
+        }
+    }
+    log_info("stopped");
+    spool_close(&sp);
+    return EX_OK;
+}

@@ -1,0 +1,653 @@
+/*
+ * post - one in/ entry through the list's policy into out/.
+ *
+ * For a post: loop guard (our own X-BeenThere or List-Id: discard), size
+ * and poster policy (hold, reject with a notice, or discard), then the
+ * list headers (RFC 2369, RFC 2919, Precedence, X-BeenThere, subject
+ * prefix, Reply-To, and a Date and Message-ID if missing), archive, and
+ * expansion to the members in out/ entries of at most recipients_per_entry
+ * recipients.  Owner and request mail is forwarded to the owners as is.
+ *
+ * Crash rule (two-phase expansion).  The out/ entries of a post have
+ * names derived from the in/ entry's name and their index, so that they
+ * spread over all slices and a rerun computes the same names:
+ *   1. every out/ entry is written complete and fsync()ed as stage/NAME,
+ *      invisible to the delivery agents; then stage/ is fsync()ed;
+ *   2. the in/ entry is rewritten with "expanded N" (atomic, durable);
+ *   3. each stage/NAME is renamed into out/; the buckets are fsync()ed;
+ *   4. the in/ entry is removed.
+ * A crash before 2 leaves the in/ entry unmarked: the rerun stages again
+ * (same names, replaced) and nothing was ever visible.  A crash after 2
+ * leaves it marked: the rerun publishes whatever is still staged and
+ * finishes, so no member gets the post twice and none is skipped, even
+ * if some out/ entries were already delivered and removed meanwhile.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "buf.h"
+#include "dsn.h"
+#include "envelope.h"
+#include "header.h"
+#include "log.h"
+#include "process.h"
+
+struct post {
+    struct stage_ctx *ctx;
+    struct claim c;
+    struct envelope env;
+    off_t body_off;
+    struct buf msg; /* the message as received */
+    struct listdef ld;
+    char id[QNAME_LEN + 1];
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static int read_message(struct post *p)
+{
+    size_t len = (size_t)p->env.size;
+    ssize_t n;
+
+    if (buf_reserve(&p->msg, len) != 0)
+        return -1;
+    n = pread(p->c.fd, p->msg.data, len, p->body_off);
+    if (n < 0 || (size_t)n != len)
+        return -1;
+    p->msg.len = len;
+    p->msg.data[len] = 0;
+    return 0;
+}
+
+/* Name of out/ entry i of the in/ entry: its stamp, a digest of both. */
+static void out_name(const char *in_name, size_t i, char *out)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0, j;
+    char input[QNAME_LEN + 32];
+    int n = snprintf(input, sizeof(input), "%s/%zu", in_name, i);
+
+    EVP_Digest(input, (size_t)n, md, &mdlen, EVP_sha1(), NULL);
+    memcpy(out, in_name, 18); /* "SSSSSSSSSS.UUUUUU+" */
+    for (j = 0; j < 20; j++)
+        snprintf(out + 18 + 2 * j, 3, "%02x", md[j]);
+}
+
+static void rfc5322_date(char *out, size_t outlen)
+{
+    time_t t = time(NULL);
+
+    if (dsn_date((int64_t)t, out, outlen) != 0)
+        snprintf(out, outlen, "Thu, 01 Jan 1970 00:00:00 +0000");
+}
+
+static int finish(struct post *p, const char *what)
+{
+    char err[QUEUE_ERR_MAX];
+
+    if (queue_done(&p->c, err, sizeof(err)) != 0) {
+        log_error("%s: %s", p->id, err);
+        return -1;
+    }
+    log_info("%s: %s", p->id, what);
+    return 0;
+}
+
+/* ---------------------------------------------------------- expansion */
+
+/* Publish staged out/ entries 0..n-1 and finish the in/ entry (3, 4). */
+static int publish(struct post *p, size_t n)
+{
+    struct spool *sp = p->ctx->sp;
+    unsigned char synced[SLICE_BUCKETS] = {0};
+    char name[QNAME_LEN + 1], err[QUEUE_ERR_MAX], bucket[64];
+    size_t i, published = 0;
+    uint64_t key;
+
+    name[QNAME_LEN] = 0;
+    for (i = 0; i < n; i++) {
+        int rc;
+        out_name(p->c.qn.name, i, name);
+        rc = queue_publish_staged(sp, "out", name, err, sizeof(err));
+        if (rc < 0) {
+            log_error("%s: %s (will retry)", p->id, err);
+            return -1;
+        }
+        published += rc == 0;
+        if (slice_key(name + 18, &key) == 0)
+            synced[slice_bucket(key)] = 1;
+    }
+    for (i = 0; i < SLICE_BUCKETS; i++) {
+        if (!synced[i])
+            continue;
+        snprintf(bucket, sizeof(bucket), "out/%02zx", i);
+        if (spool_sync_dir(sp, bucket, err, sizeof(err)) != 0) {
+            log_error("%s: %s (will retry)", p->id, err);
+            return -1;
+        }
+    }
+    snprintf(err, sizeof(err),
+             "expanded into %zu out/ entr%s (%zu published "
+             "now)",
+             n, n == 1 ? "y" : "ies", published);
+    return finish(p, err);
+}
+
+/* Stage the out/ entries for rcpt[0..n) (1), mark the in/ entry (2). */
+static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
+                  const char *sender, int verp)
+{
+    struct spool *sp = p->ctx->sp;
+    size_t per = (size_t)p->ld.per_entry, chunks = (n + per - 1) / per, i, k;
+    char name[QNAME_LEN + 1], err[QUEUE_ERR_MAX];
+    struct envelope out;
+    int rc = -1;
+
+    name[QNAME_LEN] = 0;
+    if (n == 0)
+        return finish(p, "no recipients: nothing to deliver");
+    for (i = 0; i < chunks; i++) {
+        struct queue_file *qf;
+
+        envelope_init(&out);
+        out.role = ROLE_POST;
+        out.arrival_sec = p->env.arrival_sec; /* lifetime counts from here */
+        out.arrival_usec = p->env.arrival_usec;
+        out.verp = verp;
+        out.size = (int64_t)msg->len;
+        if (envelope_set(&out.list, p->ld.name) ||
+            envelope_set(&out.sender, sender))
+            goto oom;
+        for (k = i * per; k < n && k < (i + 1) * per; k++)
+            if (envelope_add_rcpt(&out, rcpt[k], NULL) != 0)
+                goto oom;
+        out_name(p->c.qn.name, i, name);
+        if (!(qf = queue_file_create(sp, "out", err, sizeof(err))) ||
+            queue_file_begin(qf, &out) != 0 ||
+            queue_file_write(qf, msg->data, msg->len) != 0) {
+            log_error("%s: staging: %s", p->id,
+                      qf ? queue_file_error(qf) : err);
+            queue_file_abort(qf);
+            goto out;
+        }
+        if (queue_file_stage(qf, name, err, sizeof(err)) != 0) {
+            log_error("%s: staging: %s", p->id, err);
+            goto out;
+        }
+        envelope_free(&out);
+    }
+    if (spool_sync_dir(sp, "stage", err, sizeof(err)) != 0) {
+        log_error("%s: %s", p->id, err);
+        return -1;
+    }
+    p->env.expanded = (int)chunks;
+    if (queue_rewrite(&p->c, &p->env, err, sizeof(err)) != 0) {
+        log_error("%s: marking as expanded: %s", p->id, err);
+        return -1;
+    }
+    return publish(p, chunks);
+oom:
+    log_error("%s: out of memory while expanding", p->id);
+out:
+    envelope_free(&out);
+    return rc;
+}
+
+/* ------------------------------------------------------------- policy */
+
+static int is_auto(struct headers *h)
+{
+    long i;
+    char *v;
+    int autom = 0;
+
+    if ((i = headers_find(h, "Precedence", 0)) >= 0 &&
+        (v = headers_value(h, (size_t)i)) != NULL) {
+        autom = !strcasecmp(v, "bulk") || !strcasecmp(v, "list") ||
+                !strcasecmp(v, "junk");
+        free(v);
+    }
+    if (!autom && (i = headers_find(h, "Auto-Submitted", 0)) >= 0 &&
+        (v = headers_value(h, (size_t)i)) != NULL) {
+        autom = strncasecmp(v, "no", 2) != 0;
+        free(v);
+    }
+    return autom;
+}
+
+/* A short notice to the poster, from the list owner, never to <>. */
+static void reject_notice(struct post *p, struct headers *h, const char *reason)
+{
+    struct buf msg;
+    char date[64], err[QUEUE_ERR_MAX], name[QNAME_LEN + 1];
+    struct envelope env;
+    struct queue_file *qf;
+    const char *to = p->env.sender;
+    struct timeval tv;
+    size_t dn = strlen(p->ld.domain);
+    const char *at = strrchr(to, '@');
+
+    if (!to[0] || is_auto(h) ||
+        (at && strcasecmp(at + 1, p->ld.domain) == 0 &&
+         strncasecmp(to, p->ld.name, strlen(p->ld.name)) == 0)) {
+        log_info("%s: no rejection notice to <%s> (null sender, automatic "
+                 "mail or the list itself)",
+                 p->id, to);
+        return;
+    }
+    (void)dn;
+    buf_init(&msg);
+    rfc5322_date(date, sizeof(date));
+    gettimeofday(&tv, NULL);
+    buf_printf(&msg,
+               "From: %s-owner@%s\r\nTo: <%s>\r\nSubject: Your message to "
+               "%s was rejected\r\nDate: %s\r\nMessage-ID: <%s.reject@%s>\r\n"
+               "Auto-Submitted: auto-replied\r\nPrecedence: list\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: text/plain; "
+               "charset=us-ascii\r\n\r\nYour message to the list %s@%s was "
+               "not distributed:\r\n\r\n    %s\r\n\r\nContact %s-owner@%s "
+               "if you think this is wrong.\r\n",
+               p->ld.name, p->ld.domain, to, p->ld.name, date, p->c.qn.hash,
+               p->ld.domain, p->ld.name, p->ld.domain, reason, p->ld.name,
+               p->ld.domain);
+    envelope_init(&env);
+    env.role = ROLE_POST;
+    env.arrival_sec = tv.tv_sec;
+    env.arrival_usec = (int32_t)tv.tv_usec;
+    env.size = (int64_t)msg.len;
+    if (envelope_set(&env.list, p->ld.name) || envelope_set(&env.sender, "") ||
+        envelope_add_rcpt(&env, to, NULL) ||
+        !(qf = queue_file_create(p->ctx->sp, "out", err, sizeof(err)))) {
+        log_error("%s: cannot queue a rejection notice", p->id);
+    } else if (queue_file_begin(qf, &env) != 0 ||
+               queue_file_write(qf, msg.data, msg.len) != 0) {
+        log_error("%s: cannot queue a rejection notice: %s", p->id,
+                  queue_file_error(qf));
+        queue_file_abort(qf);
+    } else if (queue_file_commit(qf, name, err, sizeof(err)) != 0) {
+        log_error("%s: cannot queue a rejection notice: %s", p->id, err);
+    } else {
+        log_info("%s: rejection notice %s to <%s>", p->id, name, to);
+    }
+    envelope_free(&env);
+    buf_free(&msg);
+}
+
+/* hold, reject or discard; the in/ entry is finished either way. */
+static void act(struct post *p, struct headers *h, enum list_action a,
+                const char *reason)
+{
+    char err[QUEUE_ERR_MAX];
+
+    switch (a) {
+    case ACT_HOLD:
+        if (queue_move(&p->c, "hold", err, sizeof(err)) != 0)
+            log_error("%s: cannot hold: %s", p->id, err);
+        else
+            log_info("%s: held for moderation: %s", p->id, reason);
+        return;
+    case ACT_REJECT:
+        reject_notice(p, h, reason);
+        finish(p, "rejected");
+        log_info("%s: rejected: %s", p->id, reason);
+        return;
+    case ACT_DISCARD:
+        finish(p, "discarded");
+        log_info("%s: discarded: %s", p->id, reason);
+        return;
+    }
+}
+
+static int poster_allowed(struct post *p, struct headers *h,
+                          const struct members *m)
+{
+    char from[512] = "";
+    long i = headers_find(h, "From", 0);
+    size_t k;
+    char *v;
+
+    if (p->ld.posters == POSTERS_ANYONE)
+        return 1;
+    if (i >= 0 && (v = headers_value(h, (size_t)i)) != NULL) {
+        if (header_address(v, from, sizeof(from)) != 0)
+            from[0] = 0;
+        free(v);
+    }
+    for (k = 0; k < p->ld.nallowed; k++)
+        if (!strcasecmp(p->ld.allowed[k], from) ||
+            !strcasecmp(p->ld.allowed[k], p->env.sender))
+            return 1;
+    if (p->ld.posters == POSTERS_LIST)
+        return 0;
+    for (k = 0; k < p->ld.nowners; k++)
+        if (!strcasecmp(p->ld.owners[k], from))
+            return 1;
+    return (from[0] && members_contains(m, from)) ||
+           (p->env.sender[0] && members_contains(m, p->env.sender));
+}
+
+/* Our X-BeenThere or List-Id on the message: it has been here. */
+static int looped(struct post *p, struct headers *h)
+{
+    char us[LIST_NAME_MAX + 300], id[LIST_NAME_MAX + 300];
+    long i = 0;
+    int seen = 0;
+    char *v;
+
+    snprintf(us, sizeof(us), "%s@%s", p->ld.name, p->ld.domain);
+    snprintf(id, sizeof(id), "<%s.%s>", p->ld.name, p->ld.domain);
+    while (!seen && (i = headers_find(h, "X-BeenThere", (size_t)i)) >= 0) {
+        if ((v = headers_value(h, (size_t)i++)) != NULL) {
+            seen = strcasecmp(v, us) == 0;
+            free(v);
+        }
+    }
+    for (i = 0; !seen && (i = headers_find(h, "List-Id", (size_t)i)) >= 0;) {
+        if ((v = headers_value(h, (size_t)i++)) != NULL) {
+            seen = strcasestr(v, id) != NULL;
+            free(v);
+        }
+    }
+    return seen;
+}
+
+/* ------------------------------------------------------------ headers */
+
+static int subject_prefix(struct post *p, struct headers *h)
+{
+    const char *px = p->ld.subject_prefix;
+    long i;
+    char *v, *dec, *nv;
+    int rc;
+
+    if (!px || !px[0])
+        return 0;
+    if ((i = headers_find(h, "Subject", 0)) < 0)
+        return headers_add(h, "Subject", px);
+    if (!(v = headers_value(h, (size_t)i)))
+        return -1;
+    dec = header_decode_2047(v);
+    if (dec && strcasestr(dec, px)) { /* once only: "Re: [x] ..." stays */
+        free(v);
+        free(dec);
+        return 0;
+    }
+    free(dec);
+    if (!(nv = malloc(strlen(px) + strlen(v) + 2))) {
+        free(v);
+        return -1;
+    }
+    sprintf(nv, "%s %s", px, v);
+    rc = headers_replace(h, (size_t)i, nv);
+    free(nv);
+    free(v);
+    return rc;
+}
+
+static int list_headers(struct post *p, struct headers *h)
+{
+    const struct listdef *ld = &p->ld;
+    char v[1024], date[64];
+    static const char *const ours[] = {
+        "List-Id",        "List-Post",  "List-Help",    "List-Unsubscribe",
+        "List-Subscribe", "List-Owner", "List-Archive", "Precedence"};
+    size_t i;
+
+    for (i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+        headers_drop_all(h, ours[i]);
+    if (ld->description)
+        snprintf(v, sizeof(v), "%s <%s.%s>", ld->description, ld->name,
+                 ld->domain);
+    else
+        snprintf(v, sizeof(v), "<%s.%s>", ld->name, ld->domain);
+    if (headers_add(h, "List-Id", v))
+        return -1;
+    snprintf(v, sizeof(v), "<mailto:%s@%s>", ld->name, ld->domain);
+    if (headers_add(h, "List-Post", v))
+        return -1;
+    snprintf(v, sizeof(v), "<mailto:%s-request@%s?subject=help>", ld->name,
+             ld->domain);
+    if (headers_add(h, "List-Help", v))
+        return -1;
+    snprintf(v, sizeof(v), "<mailto:%s-request@%s?subject=unsubscribe>",
+             ld->name, ld->domain);
+    if (headers_add(h, "List-Unsubscribe", v))
+        return -1;
+    snprintf(v, sizeof(v), "<mailto:%s-owner@%s>", ld->name, ld->domain);
+    if (headers_add(h, "List-Owner", v) || headers_add(h, "Precedence", "list"))
+        return -1;
+    snprintf(v, sizeof(v), "%s@%s", ld->name, ld->domain);
+    if (headers_add(h, "X-BeenThere", v))
+        return -1;
+    if (ld->reply_to != REPLYTO_NONE) {
+        headers_drop_all(h, "Reply-To");
+        if (ld->reply_to == REPLYTO_ADDRESS)
+            snprintf(v, sizeof(v), "<%s>", ld->reply_to_address);
+        else
+            snprintf(v, sizeof(v), "<%s@%s>", ld->name, ld->domain);
+        if (headers_add(h, "Reply-To", v))
+            return -1;
+    }
+    /* libESMTP adds Date and Message-Id when they are missing, each
+     * member differently; add them here so every copy is the same. */
+    if (headers_find(h, "Date", 0) < 0) {
+        rfc5322_date(date, sizeof(date));
+        if (headers_add(h, "Date", date))
+            return -1;
+    }
+    if (headers_find(h, "Message-ID", 0) < 0) {
+        snprintf(v, sizeof(v), "<%s@%s>", p->c.qn.hash, ld->domain);
+        if (headers_add(h, "Message-ID", v))
+            return -1;
+    }
+    return subject_prefix(p, h);
+}
+
+/* ------------------------------------------------------------ archive */
+
+static void archive(struct post *p, const struct buf *msg)
+{
+    char path[PATH_MAX + LIST_NAME_MAX + 8], dir[PATH_MAX], when[64];
+    struct buf rec;
+    time_t t = (time_t)p->env.arrival_sec;
+    struct tm tm;
+    const char *s = msg->data, *end = msg->data + msg->len;
+    int fd;
+
+    if (!p->ld.archive)
+        return;
+    if (p->ctx->cfg->archive_dir)
+        snprintf(dir, sizeof(dir), "%s", p->ctx->cfg->archive_dir);
+    else
+        snprintf(dir, sizeof(dir), "%s/archive", p->ctx->cfg->spool);
+    if (mkdir(dir, 02770) != 0 && errno != EEXIST) {
+        log_warn("%s: archive %s: %s", p->id, dir, strerror(errno));
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s.mbox", dir, p->ld.name);
+    buf_init(&rec);
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y", &tm);
+    buf_printf(&rec, "From %s %s\n",
+               p->env.sender[0] ? p->env.sender : "MAILER-DAEMON", when);
+    while (s < end) { /* mboxrd: quote ">*From " lines, LF line ends */
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        const char *q = s;
+        while (q < s + n && *q == '>')
+            q++;
+        if ((size_t)(s + n - q) >= 5 && memcmp(q, "From ", 5) == 0)
+            buf_append(&rec, ">", 1);
+        buf_append(&rec, s, n && s[n - 1] == '\r' ? n - 1 : n);
+        buf_append(&rec, "\n", 1);
+        s += n + (nl ? 1 : 0);
+    }
+    buf_append(&rec, "\n", 1);
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+              0640);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0 ||
+        write(fd, rec.data, rec.len) != (ssize_t)rec.len)
+        log_warn("%s: archive %s: %s", p->id, path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    buf_free(&rec);
+}
+
+/* ---------------------------------------------------------- the story */
+
+static struct members *members_of(struct stage_ctx *ctx,
+                                  const struct listdef *ld)
+{
+    char err[512];
+    size_t i;
+    struct member_cache *mc = NULL;
+
+    for (i = 0; i < ctx->ncache; i++)
+        if (strcmp(ctx->cache[i].name, ld->name) == 0)
+            mc = &ctx->cache[i];
+    if (!mc) {
+        struct member_cache *nc =
+            realloc(ctx->cache, (ctx->ncache + 1) * sizeof(*nc));
+        if (!nc)
+            return NULL;
+        ctx->cache = nc;
+        mc = &ctx->cache[ctx->ncache++];
+        memset(mc, 0, sizeof(*mc));
+        snprintf(mc->name, sizeof(mc->name), "%s", ld->name);
+    }
+    if (members_load(&mc->m, ld->members_path, err, sizeof(err)) != 0) {
+        log_error("list %s: members: %s", ld->name, err);
+        return NULL;
+    }
+    return &mc->m;
+}
+
+static void do_post(struct post *p)
+{
+    struct headers h;
+    struct buf out;
+    struct members *m;
+    char sender[LIST_NAME_MAX + 300], why[256];
+    int64_t max = p->ld.max_message_size ? p->ld.max_message_size
+                                         : p->ctx->cfg->max_message_size;
+
+    buf_init(&out);
+    if (headers_parse(p->msg.data, p->msg.len, &h) != 0) {
+        log_error("%s: out of memory parsing headers", p->id);
+        goto keep;
+    }
+    if (looped(p, &h)) {
+        finish(p, "discarded: it already carries this list's X-BeenThere "
+                  "or List-Id (mail loop)");
+        goto out;
+    }
+    if (!(m = members_of(p->ctx, &p->ld)))
+        goto keep;
+    if (!p->env.approved && p->env.size > max) {
+        snprintf(why, sizeof(why),
+                 "message of %lld bytes is larger than "
+                 "the list's limit of %lld bytes",
+                 (long long)p->env.size, (long long)max);
+        act(p, &h, p->ld.oversize, why);
+        goto out;
+    }
+    if (!p->env.approved && !poster_allowed(p, &h, m)) {
+        snprintf(why, sizeof(why), "<%s> may not post to %s@%s", p->env.sender,
+                 p->ld.name, p->ld.domain);
+        act(p, &h, p->ld.others, why);
+        goto out;
+    }
+    if (list_headers(p, &h) != 0 || headers_write(&h, &out) != 0) {
+        log_error("%s: out of memory editing headers", p->id);
+        goto keep;
+    }
+    archive(p, &out);
+    snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld.name, p->ld.domain);
+    expand(p, &out, m->addr, m->n, sender, p->ld.verp);
+    goto out;
+keep:
+    queue_unclaim(&p->c, why, sizeof(why));
+out:
+    headers_free(&h);
+    buf_free(&out);
+}
+
+void post_process(struct stage_ctx *ctx, const char *fname)
+{
+    struct post p;
+    char err[QUEUE_ERR_MAX], sender[LIST_NAME_MAX + 300];
+    int rc;
+
+    memset(&p, 0, sizeof(p));
+    p.ctx = ctx;
+    buf_init(&p.msg);
+    envelope_init(&p.env);
+    rc = queue_claim(ctx->sp, "in", fname, &p.c, err, sizeof(err));
+    if (rc != 0) {
+        if (rc < 0)
+            log_error("%s", err);
+        return;
+    }
+    snprintf(p.id, sizeof(p.id), "%s", p.c.qn.name);
+    if (queue_claim_read(&p.c, &p.env, &p.body_off, err, sizeof(err)) != 0) {
+        log_error("%s: unreadable, moving to bad/: %s", p.id, err);
+        queue_move(&p.c, "bad", err, sizeof(err));
+        goto out;
+    }
+    if (p.env.expanded > 0) { /* a crash after step 2: complete it */
+        publish(&p, (size_t)p.env.expanded);
+        goto out;
+    }
+    if (listdef_load(ctx->cfg, p.env.list, &p.ld, err, sizeof(err)) != 0) {
+        log_error("%s: list %s: %s (entry kept, will retry)", p.id, p.env.list,
+                  err);
+        queue_unclaim(&p.c, err, sizeof(err));
+        goto out;
+    }
+    if (read_message(&p) != 0) {
+        log_error("%s: cannot read the message: %s (will retry)", p.id,
+                  strerror(errno));
+        queue_unclaim(&p.c, err, sizeof(err));
+        goto out;
+    }
+    switch (p.env.role) {
+    case ROLE_POST:
+        do_post(&p);
+        break;
+    case ROLE_OWNER:
+    case ROLE_REQUEST:
+        /* forwarded to the owners unchanged (commands are not processed) */
+        snprintf(sender, sizeof(sender), "%s-bounces@%s", p.ld.name,
+                 p.ld.domain);
+        if (p.ld.nowners == 0) {
+            log_warn("%s: %s mail for list %s, which has no owners: held", p.id,
+                     role_name(p.env.role), p.ld.name);
+            act(&p, NULL, ACT_HOLD, "no owners to forward to");
+            break;
+        }
+        expand(&p, &p.msg, p.ld.owners, p.ld.nowners, sender, 0);
+        break;
+    case ROLE_BOUNCES:
+        log_warn("%s: bounce in in/: moving it to bounces/", p.id);
+        queue_move(&p.c, "bounces", err, sizeof(err));
+        break;
+    }
+out:
+    queue_claim_close(&p.c);
+    listdef_free(&p.ld);
+    envelope_free(&p.env);
+    buf_free(&p.msg);
+}

@@ -1,0 +1,34 @@
+/*
+ * process.h - the list stage: mmq-process.c runs the loop over in/,
+ * post.c turns one in/ entry into out/ entries (or holds, rejects or
+ * discards it).
+ */
+#ifndef MMQ_PROCESS_H
+#define MMQ_PROCESS_H
+
+#include "config.h"
+#include "listdef.h"
+#include "queue.h"
+
+/* Members files, kept loaded between posts and re-read when changed. */
+struct member_cache {
+    char name[LIST_NAME_MAX + 1];
+    struct members m;
+};
+
+struct stage_ctx {
+    struct spool *sp;
+    const struct mmq_config *cfg;
+    struct member_cache *cache;
+    size_t ncache;
+};
+
+/*
+ * Process the ready in/ entry fname.  Every outcome is final and durable
+ * before the in/ entry is finished; a crash anywhere leaves either the
+ * entry (claimed, restored at start-up) or its completed result, and a
+ * rerun never fans a post out twice (see post.c).
+ */
+void post_process(struct stage_ctx *ctx, const char *fname);
+
+#endif

@@ -1,0 +1,461 @@
+/*
+ * listdef - list definitions and member files.  See listdef.h.
+ */
+#include "autoconf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "listdef.h"
+#include "log.h"
+
+static const char *const actions[] = {"hold", "reject", "discard"};
+
+const char *list_action_name(enum list_action a)
+{
+    return (unsigned)a < 3 ? actions[a] : "?";
+}
+
+void listdef_free(struct listdef *ld)
+{
+    size_t i;
+
+    free(ld->domain);
+    free(ld->description);
+    for (i = 0; i < ld->nowners; i++)
+        free(ld->owners[i]);
+    free(ld->owners);
+    free(ld->members_path);
+    free(ld->subject_prefix);
+    free(ld->reply_to_address);
+    for (i = 0; i < ld->nallowed; i++)
+        free(ld->allowed[i]);
+    free(ld->allowed);
+    memset(ld, 0, sizeof(*ld));
+}
+
+struct ctx {
+    const char *file;
+    char *err;
+    size_t errlen;
+};
+
+static int bad(const struct ctx *c, config_setting_t *s, const char *why)
+{
+    snprintf(c->err, c->errlen, "%s:%d: %s: %s", c->file,
+             s ? config_setting_source_line(s) : 0,
+             s && config_setting_name(s) ? config_setting_name(s) : "?", why);
+    return -1;
+}
+
+static int get_str(const struct ctx *c, config_setting_t *s, char **out)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return bad(c, s, "expected a string in double quotes");
+    free(*out);
+    if (!(*out = strdup(config_setting_get_string(s))))
+        return bad(c, s, "out of memory");
+    return 0;
+}
+
+static int get_addrs(const struct ctx *c, config_setting_t *s, char ***out,
+                     size_t *n)
+{
+    int i, len;
+
+    if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+        config_setting_type(s) != CONFIG_TYPE_LIST)
+        return bad(c, s, "expected a list of addresses like [\"a@b\"]");
+    len = config_setting_length(s);
+    if (!(*out = calloc((size_t)len + 1, sizeof(char *))))
+        return bad(c, s, "out of memory");
+    for (i = 0; i < len; i++) {
+        const char *a = config_setting_get_string_elem(s, i);
+        if (!a || !members_plausible(a))
+            return bad(c, s, "not an address");
+        if (!((*out)[(*n)++] = strdup(a)))
+            return bad(c, s, "out of memory");
+    }
+    return 0;
+}
+
+static int get_enum(const struct ctx *c, config_setting_t *s,
+                    const char *const *names, int count, int *out)
+{
+    const char *v;
+    int i;
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return bad(c, s, "expected a string in double quotes");
+    v = config_setting_get_string(s);
+    for (i = 0; i < count; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    return bad(c, s, "not one of the allowed values (see mmq.conf(5))");
+}
+
+static int get_int(const struct ctx *c, config_setting_t *s, long long min,
+                   long long max, long long *out)
+{
+    int t = config_setting_type(s);
+
+    if (t == CONFIG_TYPE_INT)
+        *out = config_setting_get_int(s);
+    else if (t == CONFIG_TYPE_INT64)
+        *out = config_setting_get_int64(s);
+    else
+        return bad(c, s, "expected an integer");
+    if (*out < min || *out > max)
+        return bad(c, s, "out of range");
+    return 0;
+}
+
+static int get_bool(const struct ctx *c, config_setting_t *s, int *out)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return bad(c, s, "expected true or false");
+    *out = config_setting_get_bool(s);
+    return 0;
+}
+
+static int apply(const struct ctx *c, config_setting_t *s, struct listdef *ld)
+{
+    static const char *const posters[] = {"members", "anyone", "list"};
+    static const char *const replyto[] = {"none", "list", "address"};
+    const char *n = config_setting_name(s);
+    long long v;
+    int e;
+
+    if (!strcmp(n, "domain"))
+        return get_str(c, s, &ld->domain);
+    if (!strcmp(n, "description"))
+        return get_str(c, s, &ld->description);
+    if (!strcmp(n, "owners"))
+        return get_addrs(c, s, &ld->owners, &ld->nowners);
+    if (!strcmp(n, "members"))
+        return get_str(c, s, &ld->members_path);
+    if (!strcmp(n, "subject_prefix"))
+        return get_str(c, s, &ld->subject_prefix);
+    if (!strcmp(n, "reply_to_address"))
+        return get_str(c, s, &ld->reply_to_address);
+    if (!strcmp(n, "allowed_posters"))
+        return get_addrs(c, s, &ld->allowed, &ld->nallowed);
+    if (!strcmp(n, "reply_to")) {
+        if (get_enum(c, s, replyto, 3, &e))
+            return -1;
+        ld->reply_to = (enum list_reply_to)e;
+        return 0;
+    }
+    if (!strcmp(n, "posters")) {
+        if (get_enum(c, s, posters, 3, &e))
+            return -1;
+        ld->posters = (enum list_posters)e;
+        return 0;
+    }
+    if (!strcmp(n, "others") || !strcmp(n, "oversize")) {
+        if (get_enum(c, s, actions, 3, &e))
+            return -1;
+        *(n[0] == 'o' && n[1] == 't' ? &ld->others : &ld->oversize) =
+            (enum list_action)e;
+        return 0;
+    }
+    if (!strcmp(n, "max_message_size")) {
+        if (get_int(c, s, 0, (long long)1 << 40, &v))
+            return -1;
+        ld->max_message_size = v;
+        return 0;
+    }
+    if (!strcmp(n, "recipients_per_entry")) {
+        if (get_int(c, s, 1, 100000, &v))
+            return -1;
+        ld->per_entry = (int)v;
+        return 0;
+    }
+    if (!strcmp(n, "archive"))
+        return get_bool(c, s, &ld->archive);
+    if (!strcmp(n, "verp"))
+        return get_bool(c, s, &ld->verp);
+    return bad(c, s, "unknown setting");
+}
+
+int listdef_load(const struct mmq_config *cfg, const char *name,
+                 struct listdef *ld, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    struct ctx c = {path, err, errlen};
+    config_setting_t *root;
+    config_t lc;
+    FILE *fp;
+    int i, n, rc = -1;
+
+    memset(ld, 0, sizeof(*ld));
+    ld->per_entry = 500;
+    if (list_name_normalise(name, ld->name) != 0) {
+        snprintf(err, errlen, "invalid list name \"%s\"", name);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/%s.conf", cfg->lists_dir, ld->name);
+    if (!(fp = fopen(path, "r"))) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    config_init(&lc);
+    config_set_include_dir(&lc, cfg->lists_dir);
+    if (!config_read(&lc, fp)) {
+        snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&lc),
+                 config_error_text(&lc));
+        goto out;
+    }
+    root = config_root_setting(&lc);
+    n = config_setting_length(root);
+    for (i = 0; i < n; i++)
+        if (apply(&c, config_setting_get_elem(root, i), ld) != 0)
+            goto out;
+    if (!ld->domain || !ld->domain[0] || strchr(ld->domain, '@') ||
+        strpbrk(ld->domain, " \t\r\n")) {
+        snprintf(err, errlen,
+                 "%s: domain = \"...\" is required (the list's "
+                 "address is NAME@domain)",
+                 path);
+        goto out;
+    }
+    if (ld->reply_to == REPLYTO_ADDRESS && !ld->reply_to_address) {
+        snprintf(err, errlen,
+                 "%s: reply_to = \"address\" needs "
+                 "reply_to_address",
+                 path);
+        goto out;
+    }
+    if (!ld->members_path) {
+        snprintf(path, sizeof(path), "%s/%s.members", cfg->lists_dir, ld->name);
+        if (!(ld->members_path = strdup(path)))
+            goto out;
+    }
+    rc = 0;
+out:
+    config_destroy(&lc);
+    fclose(fp);
+    if (rc != 0)
+        listdef_free(ld);
+    return rc;
+}
+
+/* -------------------------------------------------------------- members */
+
+int members_plausible(const char *a)
+{
+    const unsigned char *p;
+    const char *at = strrchr(a, '@');
+    size_t n = strlen(a);
+
+    if (n < 3 || n > 254 || !at || at == a || !at[1] || strchr(a, '@') != at)
+        return 0;
+    for (p = (const unsigned char *)a; *p; p++)
+        if (*p <= 32 || *p == 127 || *p == '<' || *p == '>' || *p == ',' ||
+            *p == '"' || *p == '(' || *p == ')')
+            return 0;
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *lower_dup(const char *s)
+{
+    char *d = strdup(s), *p;
+
+    for (p = d; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return d;
+}
+
+void members_free(struct members *m)
+{
+    size_t i;
+
+    for (i = 0; i < m->n; i++) {
+        free(m->addr[i]);
+        free(m->sorted[i]);
+    }
+    free(m->addr);
+    free(m->sorted);
+    free(m->path);
+    memset(m, 0, sizeof(*m));
+}
+
+int members_contains(const struct members *m, const char *addr)
+{
+    char *key = lower_dup(addr);
+    int found;
+
+    if (!key)
+        return 0;
+    found =
+        m->n && bsearch(&key, m->sorted, m->n, sizeof(char *), cmp_str) != NULL;
+    free(key);
+    return found;
+}
+
+static int dedupe(struct members *m);
+
+/* Parse the file's text into a fresh members list. */
+static int parse_members(struct members *m, const char *path, char *text,
+                         size_t len)
+{
+    size_t cap = 1024, line = 0;
+    char *p = text, *end = text + len;
+
+    m->addr = malloc(cap * sizeof(char *));
+    if (!m->addr)
+        return -1;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p)), *s, *e;
+        if (!nl)
+            nl = end;
+        *nl = 0;
+        line++;
+        for (s = p; *s == ' ' || *s == '\t'; s++)
+            ;
+        for (e = s + strlen(s); e > s && isspace((unsigned char)e[-1]); e--)
+            ;
+        *e = 0;
+        p = nl + 1;
+        if (!*s || *s == '#')
+            continue;
+        if (!members_plausible(s)) {
+            if (m->junk++ < 20)
+                log_warn("%s:%zu: not an address, line ignored", path, line);
+            continue;
+        }
+        if (m->n == cap) {
+            char **q = realloc(m->addr, (cap *= 2) * sizeof(char *));
+            if (!q)
+                return -1;
+            m->addr = q;
+        }
+        if (!(m->addr[m->n++] = strdup(s)))
+            return -1;
+    }
+    return dedupe(m);
+}
+
+struct keyed {
+    char *key;
+    size_t idx;
+};
+
+static int cmp_keyed(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Lower-cased sorted index for lookups; duplicates (in any case) are
+ * dropped from addr, the first occurrence kept.  O(n log n). */
+static int dedupe(struct members *m)
+{
+    struct keyed *k = malloc((m->n + 1) * sizeof(*k));
+    unsigned char *drop = calloc(m->n + 1, 1);
+    size_t i, w = 0, u = 0;
+
+    if (!k || !drop || !(m->sorted = malloc((m->n + 1) * sizeof(char *)))) {
+        free(k);
+        free(drop);
+        return -1;
+    }
+    for (i = 0; i < m->n; i++) {
+        k[i].idx = i;
+        if (!(k[i].key = lower_dup(m->addr[i]))) {
+            while (i-- > 0)
+                free(k[i].key);
+            free(k);
+            free(drop);
+            return -1;
+        }
+    }
+    qsort(k, m->n, sizeof(*k), cmp_keyed);
+    for (i = 0; i < m->n; i++) {
+        if (u > 0 && strcmp(m->sorted[u - 1], k[i].key) == 0) {
+            drop[k[i].idx] = 1; /* a later occurrence */
+            free(k[i].key);
+            continue;
+        }
+        m->sorted[u++] = k[i].key;
+    }
+    for (i = 0; i < m->n; i++) {
+        if (drop[i]) {
+            free(m->addr[i]);
+            continue;
+        }
+        m->addr[w++] = m->addr[i];
+    }
+    m->n = w;
+    free(k);
+    free(drop);
+    return 0;
+}
+
+int members_load(struct members *m, const char *path, char *err, size_t errlen)
+{
+    struct members fresh;
+    struct stat st;
+    char *text;
+    ssize_t got;
+    int fd;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (m->path && strcmp(m->path, path) == 0 && m->dev == st.st_dev &&
+        m->ino == st.st_ino && m->size == st.st_size &&
+        m->mtime.tv_sec == st.st_mtim.tv_sec &&
+        m->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+        close(fd);
+        return 0; /* unchanged */
+    }
+    memset(&fresh, 0, sizeof(fresh));
+    text = malloc((size_t)st.st_size + 1);
+    got = text ? read(fd, text, (size_t)st.st_size) : -1;
+    close(fd);
+    if (got != st.st_size) {
+        snprintf(err, errlen, "%s: short read", path);
+        free(text);
+        return -1;
+    }
+    text[got] = 0;
+    if (parse_members(&fresh, path, text, (size_t)got) != 0 ||
+        !(fresh.path = strdup(path))) {
+        free(text);
+        members_free(&fresh);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    free(text);
+    fresh.dev = st.st_dev;
+    fresh.ino = st.st_ino;
+    fresh.size = st.st_size;
+    fresh.mtime = st.st_mtim;
+    if (fresh.junk > 20)
+        log_warn("%s: %u lines ignored in all", path, fresh.junk);
+    members_free(m);
+    *m = fresh;
+    return 0;
+}

@@ -1,0 +1,79 @@
+/*
+ * listdef - a mailing list's definition and its members.
+ *
+ * A list is defined by LISTS_DIR/NAME.conf (libconfig syntax, see
+ * mmq.conf(5), section LISTS); its members are a text file, one address
+ * per line, '#' comments and empty lines ignored, re-read whenever it
+ * changes.  Lines that are not a plausible address (no '@', blanks inside,
+ * control characters, too long) are skipped with a warning naming the
+ * file and line: one bad line never stops a list.
+ *
+ * Memory: struct listdef and struct members own all their strings;
+ * listdef_free() and members_free() release them.  Errors come back as
+ * -1 with "file:line: reason" in err.
+ */
+#ifndef MMQ_LISTDEF_H
+#define MMQ_LISTDEF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "config.h"
+#include "list.h"
+
+enum list_action { ACT_HOLD, ACT_REJECT, ACT_DISCARD };
+enum list_posters { POSTERS_MEMBERS, POSTERS_ANYONE, POSTERS_LIST };
+enum list_reply_to { REPLYTO_NONE, REPLYTO_LIST, REPLYTO_ADDRESS };
+
+struct listdef {
+    char name[LIST_NAME_MAX + 1];
+    char *domain;
+    char *description;
+    char **owners;
+    size_t nowners;
+    char *members_path;
+    char *subject_prefix; /* NULL: none */
+    enum list_reply_to reply_to;
+    char *reply_to_address;
+    int64_t max_message_size; /* 0: the global max_message_size */
+    enum list_posters posters;
+    char **allowed; /* extra (or, for "list", the only) posters */
+    size_t nallowed;
+    enum list_action others;   /* poster not allowed */
+    enum list_action oversize; /* message too large */
+    int archive;
+    int verp;
+    int per_entry; /* recipients per out/ entry */
+};
+
+int listdef_load(const struct mmq_config *cfg, const char *name,
+                 struct listdef *ld, char *err, size_t errlen);
+void listdef_free(struct listdef *ld);
+const char *list_action_name(enum list_action a);
+
+struct members {
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    char **addr; /* in file order, duplicates removed */
+    size_t n;
+    char **sorted; /* lower-cased copies, sorted, for lookups */
+    unsigned junk; /* lines skipped */
+};
+
+/*
+ * (Re)load path into m unless it is unchanged since the last load.
+ * Returns 0 (loaded or unchanged), -1 on error (m keeps the old list).
+ */
+int members_load(struct members *m, const char *path, char *err, size_t errlen);
+int members_contains(const struct members *m, const char *addr);
+void members_free(struct members *m);
+
+/* 1 if addr looks like an address we can deliver to. */
+int members_plausible(const char *addr);
+
+#endif
