@@ -81,6 +81,33 @@ static void on_signal(int sig)
     _exit(EX_TEMPFAIL);
 }
 
+/*
+ * The signal handler must see `current` and the temporary file agree:
+ * signals are held while they change, and from the commit on, because
+ * once the entry is renamed into the queue an exit 75 would make the MTA
+ * deliver it a second time.
+ */
+static void hold_signals(int hold)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGALRM);
+    sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+/* Throw the entry being written away (temporary file removed). */
+static void drop_entry(struct queue_file *qf)
+{
+    hold_signals(1);
+    current = NULL;
+    queue_file_abort(qf);
+    hold_signals(0);
+}
+
 static void arm_signals(int timeout)
 {
     struct sigaction sa;
@@ -263,9 +290,11 @@ static int enqueue_message(struct spool *sp, struct envelope *env,
     if (len == skip && eof)
         refuse(EX_DATAERR, "5.6.0 empty message", "list %s: empty message",
                env->list);
+    hold_signals(1);
     if (!(qf = queue_file_create(sp, queue, err, sizeof(err))))
         refuse(EX_TEMPFAIL, "4.3.0 mail list spool unavailable", "%s", err);
     current = qf;
+    hold_signals(0);
     if (queue_file_begin(qf, env) != 0 ||
         queue_file_write(qf, buf + skip, len - skip) != 0)
         goto io_error;
@@ -281,26 +310,26 @@ static int enqueue_message(struct spool *sp, struct envelope *env,
         if (n == 0)
             break;
         if (queue_file_size(qf) + n > max_size) {
-            current = NULL;
-            queue_file_abort(qf);
+            drop_entry(qf);
             too_big(env->list, max_size);
         }
         if (queue_file_write(qf, buf, (size_t)n) != 0)
             goto io_error;
     }
     if (queue_file_size(qf) == 0) {
-        current = NULL;
-        queue_file_abort(qf);
+        drop_entry(qf);
         refuse(EX_DATAERR, "5.6.0 empty message", "list %s: empty message",
                env->list);
     }
     if (queue_file_size(qf) > max_size) {
-        current = NULL;
-        queue_file_abort(qf);
+        drop_entry(qf);
         too_big(env->list, max_size);
     }
     env->size = queue_file_size(qf);
-    current = NULL; /* commit cleans up after itself on failure */
+    /* From here on no signal may turn a queued entry into an exit 75;
+     * commit cleans up after itself on failure. */
+    hold_signals(1);
+    current = NULL;
     if (queue_file_commit(qf, name, err, sizeof(err)) != 0)
         refuse(EX_TEMPFAIL, "4.3.0 cannot queue the message", "list %s: %s",
                env->list, err);
@@ -308,8 +337,7 @@ static int enqueue_message(struct spool *sp, struct envelope *env,
 io_error:
     snprintf(err, sizeof(err), "%s", queue_file_error(qf));
 fail:
-    current = NULL;
-    queue_file_abort(qf);
+    drop_entry(qf);
     refuse(EX_TEMPFAIL, "4.3.0 cannot queue the message", "list %s: %s",
            env->list, err);
 }

@@ -69,8 +69,20 @@ int list_exists(const struct mmq_config *cfg, const char *name)
         errno = ENAMETOOLONG;
         return -1;
     }
-    if (stat(path, &st) != 0)
-        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT && errno != ENOTDIR)
+            return -1;
+        /* "No such list" only if the lists directory itself is there: a
+         * missing directory is a configuration fault, not a bad address,
+         * and must not make the MTA bounce every post. */
+        if (stat(cfg->lists_dir, &st) != 0)
+            return -1;
+        if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        return 0;
+    }
     return S_ISREG(st.st_mode);
 }
 

@@ -85,19 +85,6 @@ int spool_set_identity(struct spool *sp);
  */
 int spool_lock_slice(struct spool *sp, const char *stage, unsigned i, int *fd,
                      char *err, size_t errlen);
-/* After fork(): take the child's pid and start time as our identity, so
- * that its claims name the child, not the parent. */
-int spool_set_identity(struct spool *sp);
-
-/*
- * Lock slice i of stage (e.g. "deliver") for this node: lock/STAGE.NODE.I
- * with flock(2), held until *fd is closed or the process ends.  0: ours;
- * 1: another process of this node holds it; -1: error.  The lock file name
- * carries the node, so nodes sharing the spool never contend for it.
- */
-int spool_lock_slice(struct spool *sp, const char *stage, unsigned i, int *fd,
-                     char *err, size_t errlen);
-
 /*
  * Create (or complete) a spool at path: directories with mode 2770 (setgid,
  * so files inherit the spool group), owned by uid:gid when those are not
@@ -231,17 +218,6 @@ int queue_move(struct claim *c, const char *to_queue, char *err, size_t errlen);
  */
 int queue_rewrite(struct claim *c, const struct envelope *env, char *err,
                   size_t errlen);
-/* Set the claimed file's mtime: in deferred/ it is the next attempt time,
- * so that a scan needs no more than a stat per entry (as Postfix does). */
-int queue_touch(struct claim *c, int64_t when, char *err, size_t errlen);
-/*
- * Take over an entry claimed by another process (qn as listed, kind
- * QN_CLAIMED): used for recovery and by an agent salvaging a worker that
- * died.  Same return values as queue_claim().
- */
-int queue_claim_takeover(struct spool *sp, const char *queue,
-                         const struct qname *qn, struct claim *c, char *err,
-                         size_t errlen);
 /* Set the claimed file's mtime: in deferred/ it is the next attempt time,
  * so that a scan needs no more than a stat per entry (as Postfix does). */
 int queue_touch(struct claim *c, int64_t when, char *err, size_t errlen);
