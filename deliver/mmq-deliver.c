@@ -63,7 +63,7 @@ struct agent {
     int nw;
     int inotify_fd;
     int wake[2];
-    time_t next_scan, next_deferred;
+    time_t next_scan, next_deferred, next_recover;
     int dirty;
 };
 
@@ -91,7 +91,8 @@ static void on_worker_term(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: mmq-deliver [-c FILE] [-s SLICES] [-1] [-e] [-v]\n");
+    fprintf(stderr,
+            "usage: mmq-deliver [-c FILE] [-s SLICES] [-1] [-e] [-v]\n");
     exit(EX_USAGE);
 }
 
@@ -166,15 +167,18 @@ static void lock_slices(struct agent *a)
     }
 }
 
-static void recover(struct agent *a)
+static void recover(struct agent *a, int at_start)
 {
     struct recover_stats st = {0, 0, 0};
     char err[QUEUE_ERR_MAX];
 
     if (queue_recover(&a->sp, "out", &a->set, &st, err, sizeof(err)) != 0 ||
         queue_recover(&a->sp, "deferred", &a->set, &st, err, sizeof(err)) ||
-        spool_clean_tmp(&a->sp, a->cfg.tmp_max_age, &st, err, sizeof(err)))
-        log_fatal(EX_TEMPFAIL, "recovery: %s", err);
+        spool_clean_tmp(&a->sp, a->cfg.tmp_max_age, &st, err, sizeof(err))) {
+        if (at_start)
+            log_fatal(EX_TEMPFAIL, "recovery: %s", err);
+        log_error("recovery: %s", err);
+    }
     if (st.restored || st.to_bad || st.tmp_removed)
         log_info("recovery: %u entries restored, %u moved to bad/, %u "
                  "temporary files removed",
@@ -224,7 +228,7 @@ static int in_flight(const struct agent *a, const char *name)
 
 static void start_worker(struct agent *a, struct worker *w)
 {
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
 
     if (pid < 0) {
         log_error("fork: %s", strerror(errno));
@@ -237,7 +241,7 @@ static void start_worker(struct agent *a, struct worker *w)
         /* If the agent dies, so do we: a restarted agent must not race
          * a leftover worker for the same entries. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() == 1)
+        if (getppid() != parent) /* the agent died before prctl() */
             _exit(75);
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_worker_term;
@@ -468,8 +472,8 @@ static void reload(struct agent *a)
     struct mmq_config fresh;
 
     got_hup = 0;
-    log_init("mmq-deliver", a->log_stderr ? LOG_STDERR_ALWAYS
-                                          : LOG_STDERR_AUTO); /* reopen */
+    log_init("mmq-deliver",
+             a->log_stderr ? LOG_STDERR_ALWAYS : LOG_STDERR_AUTO); /* reopen */
     if (config_load(a->config_path, &fresh, err, sizeof(err)) != 0) {
         log_error("SIGHUP: keeping the old configuration: %s", err);
         config_free(&fresh);
@@ -529,7 +533,8 @@ int main(int argc, char **argv)
         log_fatal(EX_TEMPFAIL, "%s", err);
     lock_slices(&a);
     setup_signals(&a);
-    recover(&a);
+    recover(&a, 1);
+    a.next_recover = time(NULL) + 60;
     make_workers(&a);
     watch_buckets(&a);
     log_info("delivering slices %s of %d to %s:%d with %d connections",
@@ -547,6 +552,13 @@ int main(int argc, char **argv)
         kill_hung_workers(&a, now);
         if (now >= a.next_deferred)
             promote_deferred(&a, now);
+        if (now >= a.next_recover) {
+            /* claims of processes of this node that died without our
+             * knowing (an earlier agent's workers, killed with it) */
+            reap(&a); /* our own dead workers are salvaged, not restored */
+            recover(&a, 0);
+            a.next_recover = now + 60;
+        }
         if ((a.dirty || now >= a.next_scan) && busy_workers(&a) < a.nw) {
             a.dirty = 0;
             seen = dispatch(&a);

@@ -103,21 +103,61 @@ static int watch_in(const struct spool *sp, const struct slice_set *set)
     return fd;
 }
 
-/* Process what is ready now; returns how many entries were seen. */
+/* Entries given back for a later try, and until when to leave them. */
+#define RETRY_AFTER 30
+#define RETRY_MAX 4096
+
+struct later {
+    char name[QNAME_LEN + 1];
+    time_t until;
+};
+
+static struct later later[RETRY_MAX];
+static size_t nlater;
+
+static int is_later(const char *name, time_t now)
+{
+    size_t i;
+
+    for (i = 0; i < nlater; i++)
+        if (strcmp(later[i].name, name) == 0) {
+            if (later[i].until > now)
+                return 1;
+            later[i] = later[--nlater]; /* its time has come */
+            return 0;
+        }
+    return 0;
+}
+
+static void try_later(const char *name, time_t now)
+{
+    if (nlater == RETRY_MAX)
+        return; /* then it is simply retried at the next scan */
+    snprintf(later[nlater].name, sizeof(later[0].name), "%s", name);
+    later[nlater++].until = now + RETRY_AFTER;
+}
+
+/* Process what is ready now; returns how many entries were handled
+ * (entries waiting for a later try are not counted). */
 static size_t run_once(struct stage_ctx *ctx, const struct slice_set *set)
 {
     struct qlist l = {NULL, 0, 0};
     char err[QUEUE_ERR_MAX];
-    size_t i, n;
+    time_t now = time(NULL);
+    size_t i, n = 0;
 
-    if (queue_list(ctx->sp, "in", set, QL_READY, 1000, &l, err, sizeof(err)) !=
-        0) {
+    if (queue_list(ctx->sp, "in", set, QL_READY, 1000 + nlater, &l, err,
+                   sizeof(err)) != 0) {
         log_error("%s", err);
         return 0;
     }
-    for (i = 0; i < l.n && !got_term; i++)
-        post_process(ctx, l.v[i].name);
-    n = l.n;
+    for (i = 0; i < l.n && !got_term; i++) {
+        if (is_later(l.v[i].name, now))
+            continue;
+        if (post_process(ctx, l.v[i].name))
+            try_later(l.v[i].name, now);
+        n++;
+    }
     qlist_free(&l);
     return n;
 }
@@ -131,7 +171,7 @@ int main(int argc, char **argv)
     struct stage_ctx ctx;
     struct sigaction sa;
     char err[QUEUE_ERR_MAX];
-    int c, once = 0, ifd;
+    int c, once = 0, ifd, to_stderr = 0;
 
     log_init(argv[0], LOG_STDERR_AUTO);
     while ((c = getopt(argc, argv, "c:s:1ev")) != -1) {
@@ -147,6 +187,7 @@ int main(int argc, char **argv)
             break;
         case 'e':
             log_init(argv[0], LOG_STDERR_ALWAYS);
+            to_stderr = 1;
             break;
         case 'v':
             log_set_verbose(1);
@@ -159,11 +200,13 @@ int main(int argc, char **argv)
         usage();
     if (config_load(config_path, &cfg, err, sizeof(err)) != 0)
         log_fatal(EX_CONFIG, "%s", err);
+    if (cfg.verbose)
+        log_set_verbose(1);
     if (spool_open(&sp, &cfg, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "%s", err);
     if (slice_set_parse(slices ? slices : cfg.process_slices,
                         (unsigned)cfg.slices, &set, err, sizeof(err)) != 0)
-        log_fatal(EX_USAGE, "%s", err);
+        log_fatal(slices ? EX_USAGE : EX_CONFIG, "%s", err);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -183,17 +226,23 @@ int main(int argc, char **argv)
 
         if (got_hup) {
             got_hup = 0;
-            log_init(argv[0], LOG_STDERR_AUTO);
+            log_init(argv[0], to_stderr ? LOG_STDERR_ALWAYS : LOG_STDERR_AUTO);
             log_info("SIGHUP: log reopened");
         }
         if (once && seen == 0)
             break;
         if (seen > 0)
             continue; /* there may be more */
-        if (poll(&p, ifd >= 0 ? 1 : 0, cfg.scan_interval * 1000) > 0) {
-            char buf[4096];
-            while (read(ifd, buf, sizeof(buf)) > 0)
-                ;
+        /* wait for inotify or the next scan, a second at a time so that
+         * a SIGTERM arriving just before poll() is seen promptly */
+        for (int waited = 0; waited < cfg.scan_interval && !got_term;
+             waited++) {
+            if (poll(&p, ifd >= 0 ? 1 : 0, 1000) > 0) {
+                char buf[4096];
+                while (read(ifd, buf, sizeof(buf)) > 0)
+                    ;
+                break;
+            }
         }
     }
     log_info("stopped");

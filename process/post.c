@@ -53,6 +53,7 @@ struct post {
     struct buf msg; /* the message as received */
     struct listdef ld;
     char id[QNAME_LEN + 1];
+    int retry; /* given back to in/: try again later */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -94,14 +95,30 @@ static void rfc5322_date(char *out, size_t outlen)
         snprintf(out, outlen, "Thu, 01 Jan 1970 00:00:00 +0000");
 }
 
+/* Something failed that may work later (disk full, a list file being
+ * edited): put the entry back and have the loop skip it for a while. */
+static int give_back(struct post *p, const char *why)
+{
+    char err[QUEUE_ERR_MAX];
+
+    log_error("%s: %s (entry kept in in/, will retry)", p->id, why);
+    if (queue_unclaim(&p->c, err, sizeof(err)) != 0)
+        log_error("%s: cannot give the entry back (it stays claimed until "
+                  "the next start): %s",
+                  p->id, err);
+    p->retry = 1;
+    return -1;
+}
+
+/* The in/ entry is done with: remove it and anything it left staged. */
 static int finish(struct post *p, const char *what)
 {
     char err[QUEUE_ERR_MAX];
 
-    if (queue_done(&p->c, err, sizeof(err)) != 0) {
-        log_error("%s: %s", p->id, err);
-        return -1;
-    }
+    if (queue_done(&p->c, err, sizeof(err)) != 0)
+        return give_back(p, err);
+    if (spool_unstage(p->ctx->sp, p->c.qn.name, err, sizeof(err)) != 0)
+        log_warn("%s: %s", p->id, err);
     log_info("%s: %s", p->id, what);
     return 0;
 }
@@ -114,6 +131,7 @@ static int publish(struct post *p, size_t n)
     struct spool *sp = p->ctx->sp;
     unsigned char synced[SLICE_BUCKETS] = {0};
     char name[QNAME_LEN + 1], err[QUEUE_ERR_MAX], bucket[64];
+    char staged[QNAME_LEN + 24];
     size_t i, published = 0;
     uint64_t key;
 
@@ -121,11 +139,10 @@ static int publish(struct post *p, size_t n)
     for (i = 0; i < n; i++) {
         int rc;
         out_name(p->c.qn.name, i, name);
-        rc = queue_publish_staged(sp, "out", name, err, sizeof(err));
-        if (rc < 0) {
-            log_error("%s: %s (will retry)", p->id, err);
-            return -1;
-        }
+        snprintf(staged, sizeof(staged), "%s.%zu", p->c.qn.name, i);
+        rc = queue_publish_staged(sp, staged, "out", name, err, sizeof(err));
+        if (rc < 0)
+            return give_back(p, err);
         published += rc == 0;
         if (slice_key(name + 18, &key) == 0)
             synced[slice_bucket(key)] = 1;
@@ -134,15 +151,12 @@ static int publish(struct post *p, size_t n)
         if (!synced[i])
             continue;
         snprintf(bucket, sizeof(bucket), "out/%02zx", i);
-        if (spool_sync_dir(sp, bucket, err, sizeof(err)) != 0) {
-            log_error("%s: %s (will retry)", p->id, err);
-            return -1;
-        }
+        if (spool_sync_dir(sp, bucket, err, sizeof(err)) != 0)
+            return give_back(p, err);
     }
     snprintf(err, sizeof(err),
-             "expanded into %zu out/ entr%s (%zu published "
-             "now)",
-             n, n == 1 ? "y" : "ies", published);
+             "expanded into %zu out/ entr%s (%zu published now)", n,
+             n == 1 ? "y" : "ies", published);
     return finish(p, err);
 }
 
@@ -152,11 +166,9 @@ static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
 {
     struct spool *sp = p->ctx->sp;
     size_t per = (size_t)p->ld.per_entry, chunks = (n + per - 1) / per, i, k;
-    char name[QNAME_LEN + 1], err[QUEUE_ERR_MAX];
+    char staged[QNAME_LEN + 24], err[QUEUE_ERR_MAX];
     struct envelope out;
-    int rc = -1;
 
-    name[QNAME_LEN] = 0;
     if (n == 0)
         return finish(p, "no recipients: nothing to deliver");
     for (i = 0; i < chunks; i++) {
@@ -174,36 +186,30 @@ static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
         for (k = i * per; k < n && k < (i + 1) * per; k++)
             if (envelope_add_rcpt(&out, rcpt[k], NULL) != 0)
                 goto oom;
-        out_name(p->c.qn.name, i, name);
+        snprintf(staged, sizeof(staged), "%s.%zu", p->c.qn.name, i);
         if (!(qf = queue_file_create(sp, "out", err, sizeof(err))) ||
             queue_file_begin(qf, &out) != 0 ||
             queue_file_write(qf, msg->data, msg->len) != 0) {
-            log_error("%s: staging: %s", p->id,
-                      qf ? queue_file_error(qf) : err);
+            if (qf)
+                snprintf(err, sizeof(err), "%s", queue_file_error(qf));
             queue_file_abort(qf);
-            goto out;
+            goto fail;
         }
-        if (queue_file_stage(qf, name, err, sizeof(err)) != 0) {
-            log_error("%s: staging: %s", p->id, err);
-            goto out;
-        }
+        if (queue_file_stage(qf, staged, err, sizeof(err)) != 0)
+            goto fail;
         envelope_free(&out);
     }
-    if (spool_sync_dir(sp, "stage", err, sizeof(err)) != 0) {
-        log_error("%s: %s", p->id, err);
-        return -1;
-    }
+    if (spool_sync_dir(sp, "stage", err, sizeof(err)) != 0)
+        return give_back(p, err);
     p->env.expanded = (int)chunks;
-    if (queue_rewrite(&p->c, &p->env, err, sizeof(err)) != 0) {
-        log_error("%s: marking as expanded: %s", p->id, err);
-        return -1;
-    }
+    if (queue_rewrite(&p->c, &p->env, err, sizeof(err)) != 0)
+        return give_back(p, err);
     return publish(p, chunks);
 oom:
-    log_error("%s: out of memory while expanding", p->id);
-out:
+    snprintf(err, sizeof(err), "out of memory while expanding");
+fail:
     envelope_free(&out);
-    return rc;
+    return give_back(p, err);
 }
 
 /* ------------------------------------------------------------- policy */
@@ -290,23 +296,25 @@ static void reject_notice(struct post *p, struct headers *h, const char *reason)
 static void act(struct post *p, struct headers *h, enum list_action a,
                 const char *reason)
 {
-    char err[QUEUE_ERR_MAX];
+    char err[QUEUE_ERR_MAX], what[600];
 
     switch (a) {
     case ACT_HOLD:
-        if (queue_move(&p->c, "hold", err, sizeof(err)) != 0)
-            log_error("%s: cannot hold: %s", p->id, err);
-        else
-            log_info("%s: held for moderation: %s", p->id, reason);
+        if (queue_move(&p->c, "hold", err, sizeof(err)) != 0) {
+            give_back(p, err);
+            return;
+        }
+        spool_unstage(p->ctx->sp, p->c.qn.name, err, sizeof(err));
+        log_info("%s: held for moderation: %s", p->id, reason);
         return;
     case ACT_REJECT:
         reject_notice(p, h, reason);
-        finish(p, "rejected");
-        log_info("%s: rejected: %s", p->id, reason);
+        snprintf(what, sizeof(what), "rejected: %s", reason);
+        finish(p, what);
         return;
     case ACT_DISCARD:
-        finish(p, "discarded");
-        log_info("%s: discarded: %s", p->id, reason);
+        snprintf(what, sizeof(what), "discarded: %s", reason);
+        finish(p, what);
         return;
     }
 }
@@ -408,11 +416,19 @@ static int list_headers(struct post *p, struct headers *h)
 
     for (i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
         headers_drop_all(h, ours[i]);
-    if (ld->description)
-        snprintf(v, sizeof(v), "%s <%s.%s>", ld->description, ld->name,
-                 ld->domain);
-    else
+    if (ld->description) {
+        /* RFC 2919: a phrase; quoted, with '"' and '\\' escaped */
+        size_t o = 0, k;
+        v[o++] = '"';
+        for (k = 0; ld->description[k] && o < sizeof(v) / 2; k++) {
+            if (ld->description[k] == '"' || ld->description[k] == '\\')
+                v[o++] = '\\';
+            v[o++] = ld->description[k];
+        }
+        snprintf(v + o, sizeof(v) - o, "\" <%s.%s>", ld->name, ld->domain);
+    } else {
         snprintf(v, sizeof(v), "<%s.%s>", ld->name, ld->domain);
+    }
     if (headers_add(h, "List-Id", v))
         return -1;
     snprintf(v, sizeof(v), "<mailto:%s@%s>", ld->name, ld->domain);
@@ -446,6 +462,18 @@ static int list_headers(struct post *p, struct headers *h)
     if (headers_find(h, "Date", 0) < 0) {
         rfc5322_date(date, sizeof(date));
         if (headers_add(h, "Date", date))
+            return -1;
+    }
+    /* A relayed message must not carry Return-Path (RFC 5321 4.4), and
+     * libESMTP would strip it anyway: drop it here so the queued entry is
+     * exactly what goes on the wire.  Likewise a missing From. */
+    headers_drop_all(h, "Return-Path");
+    if (headers_find(h, "From", 0) < 0) {
+        if (p->env.sender[0])
+            snprintf(v, sizeof(v), "<%s>", p->env.sender);
+        else
+            snprintf(v, sizeof(v), "<%s-owner@%s>", ld->name, ld->domain);
+        if (headers_add(h, "From", v))
             return -1;
     }
     if (headers_find(h, "Message-ID", 0) < 0) {
@@ -546,7 +574,7 @@ static void do_post(struct post *p)
 
     buf_init(&out);
     if (headers_parse(p->msg.data, p->msg.len, &h) != 0) {
-        log_error("%s: out of memory parsing headers", p->id);
+        snprintf(why, sizeof(why), "out of memory parsing headers");
         goto keep;
     }
     if (looped(p, &h)) {
@@ -554,8 +582,10 @@ static void do_post(struct post *p)
                   "or List-Id (mail loop)");
         goto out;
     }
-    if (!(m = members_of(p->ctx, &p->ld)))
+    if (!(m = members_of(p->ctx, &p->ld))) {
+        snprintf(why, sizeof(why), "members file unusable");
         goto keep;
+    }
     if (!p->env.approved && p->env.size > max) {
         snprintf(why, sizeof(why),
                  "message of %lld bytes is larger than "
@@ -571,7 +601,7 @@ static void do_post(struct post *p)
         goto out;
     }
     if (list_headers(p, &h) != 0 || headers_write(&h, &out) != 0) {
-        log_error("%s: out of memory editing headers", p->id);
+        snprintf(why, sizeof(why), "out of memory editing headers");
         goto keep;
     }
     archive(p, &out);
@@ -579,13 +609,13 @@ static void do_post(struct post *p)
     expand(p, &out, m->addr, m->n, sender, p->ld.verp);
     goto out;
 keep:
-    queue_unclaim(&p->c, why, sizeof(why));
+    give_back(p, why);
 out:
     headers_free(&h);
     buf_free(&out);
 }
 
-void post_process(struct stage_ctx *ctx, const char *fname)
+int post_process(struct stage_ctx *ctx, const char *fname)
 {
     struct post p;
     char err[QUEUE_ERR_MAX], sender[LIST_NAME_MAX + 300];
@@ -599,7 +629,7 @@ void post_process(struct stage_ctx *ctx, const char *fname)
     if (rc != 0) {
         if (rc < 0)
             log_error("%s", err);
-        return;
+        return 0;
     }
     snprintf(p.id, sizeof(p.id), "%s", p.c.qn.name);
     if (queue_claim_read(&p.c, &p.env, &p.body_off, err, sizeof(err)) != 0) {
@@ -612,15 +642,13 @@ void post_process(struct stage_ctx *ctx, const char *fname)
         goto out;
     }
     if (listdef_load(ctx->cfg, p.env.list, &p.ld, err, sizeof(err)) != 0) {
-        log_error("%s: list %s: %s (entry kept, will retry)", p.id, p.env.list,
-                  err);
-        queue_unclaim(&p.c, err, sizeof(err));
+        give_back(&p, err);
         goto out;
     }
     if (read_message(&p) != 0) {
-        log_error("%s: cannot read the message: %s (will retry)", p.id,
-                  strerror(errno));
-        queue_unclaim(&p.c, err, sizeof(err));
+        snprintf(err, sizeof(err), "cannot read the message: %s",
+                 strerror(errno));
+        give_back(&p, err);
         goto out;
     }
     switch (p.env.role) {
@@ -642,7 +670,8 @@ void post_process(struct stage_ctx *ctx, const char *fname)
         break;
     case ROLE_BOUNCES:
         log_warn("%s: bounce in in/: moving it to bounces/", p.id);
-        queue_move(&p.c, "bounces", err, sizeof(err));
+        if (queue_move(&p.c, "bounces", err, sizeof(err)) != 0)
+            give_back(&p, err);
         break;
     }
 out:
@@ -650,4 +679,5 @@ out:
     listdef_free(&p.ld);
     envelope_free(&p.env);
     buf_free(&p.msg);
+    return p.retry;
 }

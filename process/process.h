@@ -27,8 +27,10 @@ struct stage_ctx {
  * Process the ready in/ entry fname.  Every outcome is final and durable
  * before the in/ entry is finished; a crash anywhere leaves either the
  * entry (claimed, restored at start-up) or its completed result, and a
- * rerun never fans a post out twice (see post.c).
+ * rerun never fans a post out twice (see post.c).  Returns 1 when the
+ * entry was given back to in/ to be tried again later (a list file in
+ * error, a full disk): the caller leaves it alone for a while.
  */
-void post_process(struct stage_ctx *ctx, const char *fname);
+int post_process(struct stage_ctx *ctx, const char *fname);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -274,6 +275,15 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
+    {
+        /* libconfig's scanner exit()s when reading fails (a directory). */
+        struct stat st;
+        if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+            snprintf(err, errlen, "%s: not a regular file", path);
+            fclose(fp);
+            return -1;
+        }
+    }
     config_init(&lc);
     {
         /* @include paths are relative to the file, not to the cwd. */
@@ -296,13 +306,16 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
         config_setting_t *cs = config_setting_get_elem(root, i);
         const char *name = config_setting_name(cs);
         const struct setting *st = name ? find_setting(name) : NULL;
+        const char *file = config_setting_source_file(cs)
+                               ? config_setting_source_file(cs)
+                               : path;
 
         if (!st) {
-            snprintf(err, errlen, "%s:%d: unknown setting \"%s\"", path,
+            snprintf(err, errlen, "%s:%d: unknown setting \"%s\"", file,
                      config_setting_source_line(cs), name ? name : "?");
             goto out;
         }
-        if (apply(cfg, st, cs, path, err, errlen) != 0)
+        if (apply(cfg, st, cs, file, err, errlen) != 0)
             goto out;
     }
     rc = check_values(cfg, path, err, errlen);

@@ -151,7 +151,8 @@ static int put_kv(struct buf *out, const char *key, const char *value)
 int envelope_format(const struct envelope *env, struct buf *out,
                     size_t *size_off)
 {
-    size_t i;
+    size_t i, start = out->len;
+    const char *p, *nl, *end;
 
     if (!env->list || env->size < 0)
         return -1;
@@ -193,6 +194,16 @@ int envelope_format(const struct envelope *env, struct buf *out,
                    env->extra.len) ||
         buf_append(out, "\n", 1))
         return -1;
+    /* Never write what envelope_parse() would refuse to read back. */
+    end = out->data + out->len;
+    for (p = out->data + start; p < end; p = nl + 1)
+        if (!(nl = memchr(p, '\n', (size_t)(end - p))) ||
+            (size_t)(nl - p) > ENVELOPE_MAX_LINE ||
+            out->len - start > ENVELOPE_MAX_BYTES) {
+            out->len = start;
+            out->data[start] = 0;
+            return -1;
+        }
     return 0;
 }
 
@@ -498,6 +509,10 @@ int envelope_parse(const char *data, size_t len, struct envelope *env,
         n = (size_t)(nl - line);
         lineno++;
         pos += n + 1;
+        if (pos > ENVELOPE_MAX_BYTES) {
+            why = "envelope too large";
+            goto bad;
+        }
         if (lineno == 1) {
             if (parse_magic(line, n, env, &why))
                 goto bad;

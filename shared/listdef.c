@@ -59,8 +59,14 @@ static int bad(const struct ctx *c, config_setting_t *s, const char *why)
 
 static int get_str(const struct ctx *c, config_setting_t *s, char **out)
 {
+    const unsigned char *p;
+
     if (config_setting_type(s) != CONFIG_TYPE_STRING)
         return bad(c, s, "expected a string in double quotes");
+    /* These strings go into headers: no line breaks or controls. */
+    for (p = (const unsigned char *)config_setting_get_string(s); *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return bad(c, s, "control characters are not allowed");
     free(*out);
     if (!(*out = strdup(config_setting_get_string(s))))
         return bad(c, s, "out of memory");
@@ -210,6 +216,15 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
+    {
+        /* libconfig's scanner exit()s on a read error (a directory) */
+        struct stat st;
+        if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+            snprintf(err, errlen, "%s: not a regular file", path);
+            fclose(fp);
+            return -1;
+        }
+    }
     config_init(&lc);
     config_set_include_dir(&lc, cfg->lists_dir);
     if (!config_read(&lc, fp)) {
@@ -230,6 +245,10 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
                  path);
         goto out;
     }
+    if (ld->reply_to_address && !members_plausible(ld->reply_to_address)) {
+        snprintf(err, errlen, "%s: reply_to_address is not an address", path);
+        goto out;
+    }
     if (ld->reply_to == REPLYTO_ADDRESS && !ld->reply_to_address) {
         snprintf(err, errlen,
                  "%s: reply_to = \"address\" needs "
@@ -237,9 +256,17 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
                  path);
         goto out;
     }
-    if (!ld->members_path) {
-        snprintf(path, sizeof(path), "%s/%s.members", cfg->lists_dir, ld->name);
-        if (!(ld->members_path = strdup(path)))
+    if (!ld->members_path || ld->members_path[0] != '/') {
+        /* default, or relative: in the lists directory */
+        char full[PATH_MAX * 2];
+        if (ld->members_path)
+            snprintf(full, sizeof(full), "%s/%s", cfg->lists_dir,
+                     ld->members_path);
+        else
+            snprintf(full, sizeof(full), "%s/%s.members", cfg->lists_dir,
+                     ld->name);
+        free(ld->members_path);
+        if (!(ld->members_path = strdup(full)))
             goto out;
     }
     rc = 0;

@@ -12,7 +12,8 @@
 
 #include "proc.h"
 
-int proc_start_time(pid_t pid, unsigned long long *start)
+/* Start time and state letter of pid from /proc/PID/stat. */
+static int read_stat(pid_t pid, unsigned long long *start, char *state)
 {
     char path[64], buf[1024];
     char *p, *end;
@@ -31,8 +32,9 @@ int proc_start_time(pid_t pid, unsigned long long *start)
     buf[n] = 0;
     /* The command name is in parentheses and may hold anything: skip to
      * the last ')'.  Fields after it start with field 3 (state). */
-    if (!(p = strrchr(buf, ')')))
+    if (!(p = strrchr(buf, ')')) || p[1] != ' ' || !p[2])
         return -1;
+    *state = p[2];
     p++;
     for (field = 3; field < 22; field++) {
         p = strchr(p + 1, ' ');
@@ -46,13 +48,21 @@ int proc_start_time(pid_t pid, unsigned long long *start)
     return 0;
 }
 
+int proc_start_time(pid_t pid, unsigned long long *start)
+{
+    char state;
+
+    return read_stat(pid, start, &state);
+}
+
 int proc_alive(pid_t pid, unsigned long long start)
 {
     unsigned long long now;
+    char state;
 
-    if (pid <= 0)
+    if (pid <= 0 || read_stat(pid, &now, &state) != 0)
         return 0;
-    if (proc_start_time(pid, &now) != 0)
-        return 0;
-    return now == start;
+    /* A zombie ('Z') or dead ('X') process has ended even if its parent
+     * has not reaped it yet: it holds nothing and will do nothing more. */
+    return now == start && state != 'Z' && state != 'X';
 }

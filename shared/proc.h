@@ -17,7 +17,8 @@
 /* Start time of pid (0: this process); -1 if it does not exist. */
 int proc_start_time(pid_t pid, unsigned long long *start);
 
-/* 1: that process (pid with that start time) is alive; 0: it is not. */
+/* 1: that process (pid with that start time) is alive; 0: it is not
+ * (gone, reused, or a zombie not yet reaped). */
 int proc_alive(pid_t pid, unsigned long long start);
 
 #endif

@@ -138,12 +138,16 @@ int spool_open(struct spool *sp, const struct mmq_config *cfg, char *err,
     }
     if (check_dir(sp, sp->fd, ".", err, errlen) != 0)
         goto bad;
-    for (i = -1; queue_names[i < 0 ? 0 : i]; i++) {
-        const char *d = i < 0 ? "tmp" : queue_names[i];
+    for (i = -3; queue_names[i < 0 ? 0 : i]; i++) {
+        const char *d = i == -3   ? "tmp"
+                        : i == -2 ? "lock"
+                        : i == -1 ? "stage"
+                                  : queue_names[i];
         int fd =
             openat(sp->fd, d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
-            fail(err, errlen, errno == ELOOP ? EPERM : errno,
+            fail(err, errlen,
+                 errno == ELOOP || errno == ENOTDIR ? EPERM : errno,
                  "spool %s: %s/: %s%s", sp->path, d, strerror(errno),
                  errno == ENOENT ? " (complete it with: mmqctl init)" : "");
             goto bad;
@@ -521,6 +525,14 @@ int queue_file_begin(struct queue_file *qf, const struct envelope *env)
         errno = ENOMEM;
         return -1;
     }
+    if (env->arrival_sec < 0 || env->arrival_sec > 9999999999LL ||
+        env->arrival_usec < 0 || env->arrival_usec > 999999) {
+        buf_free(&b);
+        snprintf(qf->err, sizeof(qf->err),
+                 "arrival time out of range for an entry name");
+        errno = EINVAL;
+        return -1;
+    }
     qf->sec = env->arrival_sec;
     qf->usec = env->arrival_usec;
     EVP_DigestUpdate(qf->md, b.data, b.len);
@@ -651,20 +663,34 @@ int queue_file_commit_as(struct queue_file *qf, const char *name, char *err,
     return qf_end(qf, qf_publish(qf, name), err, errlen);
 }
 
-int queue_file_stage(struct queue_file *qf, const char *name, char *err,
+static int valid_staged(const char *staged)
+{
+    const char *dot = strrchr(staged, '.');
+    struct qname qn;
+    char owner[QNAME_LEN + 1];
+
+    if (!dot || dot - staged != QNAME_LEN || !dot[1] ||
+        strspn(dot + 1, "0123456789") != strlen(dot + 1))
+        return 0;
+    memcpy(owner, staged, QNAME_LEN);
+    owner[QNAME_LEN] = 0;
+    return qname_parse(owner, &qn) == 0;
+}
+
+int queue_file_stage(struct queue_file *qf, const char *staged, char *err,
                      size_t errlen)
 {
-    struct qname qn;
     char dst[QFILE_MAX + 16];
 
-    if (qname_parse(name, &qn) != 0 || qn.kind != QN_READY) {
-        snprintf(qf->err, sizeof(qf->err), "invalid entry name \"%s\"", name);
+    if (!valid_staged(staged)) {
+        snprintf(qf->err, sizeof(qf->err), "invalid staged name \"%s\"",
+                 staged);
         errno = EINVAL;
         return qf_end(qf, -1, err, errlen);
     }
     if (qf_seal(qf) != 0)
         return qf_end(qf, -1, err, errlen);
-    snprintf(dst, sizeof(dst), "stage/%s", name);
+    snprintf(dst, sizeof(dst), "stage/%s", staged);
     if (renameat(qf->sp->fd, qf->tmpname, qf->sp->fd, dst) != 0) {
         qf_fail(qf, errno, dst);
         return qf_end(qf, -1, err, errlen);
@@ -673,12 +699,17 @@ int queue_file_stage(struct queue_file *qf, const char *name, char *err,
     return qf_end(qf, 0, err, errlen);
 }
 
-int queue_publish_staged(struct spool *sp, const char *queue, const char *name,
-                         char *err, size_t errlen)
+int queue_publish_staged(struct spool *sp, const char *staged,
+                         const char *queue, const char *name, char *err,
+                         size_t errlen)
 {
     char src[QFILE_MAX + 16], dst[QFILE_MAX + 64], bucket[64];
+    struct qname qn;
 
-    snprintf(src, sizeof(src), "stage/%s", name);
+    if (!valid_staged(staged) || qname_parse(name, &qn) != 0 ||
+        qn.kind != QN_READY || !queue_valid(queue))
+        return fail(err, errlen, EINVAL, "invalid staged or entry name");
+    snprintf(src, sizeof(src), "stage/%s", staged);
     qname_bucket(queue, name, bucket, sizeof(bucket));
     snprintf(dst, sizeof(dst), "%s/%s", bucket, name);
     if (renameat(sp->fd, src, sp->fd, dst) != 0) {
@@ -686,6 +717,28 @@ int queue_publish_staged(struct spool *sp, const char *queue, const char *name,
             return 1;
         return fail(err, errlen, errno, "publish %s: %s", dst, strerror(errno));
     }
+    return 0;
+}
+
+int spool_unstage(struct spool *sp, const char *owner, char *err, size_t errlen)
+{
+    struct dirent *de;
+    size_t n = strlen(owner);
+    DIR *d;
+    int fd = openat(sp->fd, "stage",
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0 || !(d = fdopendir(fd))) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(err, errlen, e, "%s/stage: %s", sp->path, strerror(e));
+    }
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, owner, n) == 0 && de->d_name[n] == '.' &&
+            valid_staged(de->d_name))
+            unlinkat(fd, de->d_name, 0);
+    closedir(d);
     return 0;
 }
 
@@ -807,7 +860,8 @@ int queue_list(struct spool *sp, const char *queue, const struct slice_set *set,
         if (want[b] &&
             list_bucket(sp, queue, b, set, flags, max, out, err, errlen) != 0)
             return -1;
-    qsort(out->v, out->n, sizeof(out->v[0]), qname_cmp);
+    if (out->n > 1)
+        qsort(out->v, out->n, sizeof(out->v[0]), qname_cmp);
     if (max && out->n > max)
         out->n = max;
     return 0;
@@ -846,7 +900,16 @@ static int claim_from(struct spool *sp, const char *queue, const char *rel,
             return 1;
         return fail(err, errlen, errno, "claim %s: %s", rel, strerror(errno));
     }
-    c->fd = openat(sp->fd, c->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    c->fd =
+        openat(sp->fd, c->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (c->fd >= 0) {
+        struct stat st;
+        if (fstat(c->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            close(c->fd);
+            c->fd = -1;
+            errno = EPERM;
+        }
+    }
     if (c->fd < 0) {
         int e = errno;
         /* Not a regular file we can read: put it back as it was. */

@@ -143,17 +143,23 @@ int queue_file_commit_as(struct queue_file *qf, const char *name, char *err,
                          size_t errlen);
 /*
  * Two-phase publication, for a writer of many entries that must appear
- * all or none (the list stage): queue_file_stage() makes the entry
- * complete and durable as stage/NAME, invisible to every runner (call
- * spool_sync_dir(sp, "stage") once after the last one);
- * queue_publish_staged() then renames stage/NAME into QUEUE/BB/NAME
- * (returns 1 if it is no longer staged: published before a crash).
- * The caller fsyncs the buckets it published into with spool_sync_dir().
+ * all or none (the list stage).  queue_file_stage() makes the entry
+ * complete and durable as stage/STAGED, invisible to every runner (call
+ * spool_sync_dir(sp, "stage") once after the last one); STAGED is
+ * "OWNER.N": the name of the entry that produces them and an index.
+ * queue_publish_staged() then renames stage/STAGED into QUEUE/BB/NAME
+ * (returns 1 if it is no longer staged: published before a crash).  The
+ * caller fsyncs the buckets it published into with spool_sync_dir().
+ * spool_unstage() removes every stage/OWNER.* left over (a rerun that
+ * staged fewer entries, or a post held after a crash).
  */
-int queue_file_stage(struct queue_file *qf, const char *name, char *err,
+int queue_file_stage(struct queue_file *qf, const char *staged, char *err,
                      size_t errlen);
-int queue_publish_staged(struct spool *sp, const char *queue, const char *name,
-                         char *err, size_t errlen);
+int queue_publish_staged(struct spool *sp, const char *staged,
+                         const char *queue, const char *name, char *err,
+                         size_t errlen);
+int spool_unstage(struct spool *sp, const char *owner, char *err,
+                  size_t errlen);
 int spool_sync_dir(struct spool *sp, const char *rel, char *err, size_t errlen);
 /* Remove the temporary file and free the writer. */
 void queue_file_abort(struct queue_file *qf);

@@ -201,7 +201,7 @@ sink_count_rcpts() {
 # header that ends smtp-sink's block, without the empty line it appends
 sink_message() {
 	awk '
-		skip == 0 && /^Received: / { skip = 3 }
+		!body && skip == 0 && /^Received: / { skip = 3 }
 		skip > 0 { skip--; if (skip == 0) body = 1; next }
 		body { if (have) print prev; prev = $0; have = 1 }
 		END { if (have && prev != "") print prev }
