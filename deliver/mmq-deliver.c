@@ -58,7 +58,6 @@ struct agent {
     struct mmq_config cfg;
     struct spool sp;
     struct slice_set set;
-    int *locks;
     struct worker *w;
     int nw;
     int inotify_fd;
@@ -139,32 +138,17 @@ static void load_config(struct agent *a)
 }
 
 /* Lock every slice we serve, so no second agent of this node runs it. */
+/* Lock every slice we serve, so no second agent of this node runs it. */
 static void lock_slices(struct agent *a)
 {
     char err[QUEUE_ERR_MAX];
     const char *spec = a->slices_arg ? a->slices_arg : a->cfg.delivery_slices;
-    unsigned i;
 
     if (slice_set_parse(spec, (unsigned)a->cfg.slices, &a->set, err,
                         sizeof(err)) != 0)
-        log_fatal(EX_USAGE, "%s", err);
-    if (!(a->locks = calloc(a->set.n, sizeof(int))))
-        log_fatal(EX_OSERR, "out of memory");
-    for (i = 0; i < a->set.n; i++) {
-        int rc;
-        a->locks[i] = -1;
-        if (!a->set.on[i])
-            continue;
-        rc = spool_lock_slice(&a->sp, "deliver", i, &a->locks[i], err,
-                              sizeof(err));
-        if (rc < 0)
-            log_fatal(EX_TEMPFAIL, "%s", err);
-        if (rc > 0)
-            log_fatal(EX_TEMPFAIL,
-                      "slice %u of %d is already delivered by another "
-                      "mmq-deliver on node %s",
-                      i, a->cfg.slices, a->cfg.node);
-    }
+        log_fatal(a->slices_arg ? EX_USAGE : EX_CONFIG, "%s", err);
+    if (spool_lock_slices(&a->sp, "deliver", &a->set, err, sizeof(err)) != 0)
+        log_fatal(EX_TEMPFAIL, "%s", err);
 }
 
 static void recover(struct agent *a, int at_start)
@@ -187,29 +171,9 @@ static void recover(struct agent *a, int at_start)
 
 static void watch_buckets(struct agent *a)
 {
-    unsigned i, b, first, last;
-    char path[PATH_MAX];
-    unsigned char seen[SLICE_BUCKETS] = {0};
-
-    a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (a->inotify_fd < 0) {
+    if ((a->inotify_fd = queue_watch(&a->sp, "out", &a->set)) < 0)
         log_warn("inotify unavailable (%s): relying on scans every %d s",
                  strerror(errno), a->cfg.scan_interval);
-        return;
-    }
-    for (i = 0; i < a->set.n; i++) {
-        if (!a->set.on[i])
-            continue;
-        slice_buckets(i, a->set.n, &first, &last);
-        for (b = first; b <= last; b++) {
-            if (seen[b]++)
-                continue;
-            snprintf(path, sizeof(path), "%s/out/%02x", a->sp.path, b);
-            if (inotify_add_watch(a->inotify_fd, path,
-                                  IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
-                log_warn("inotify %s: %s", path, strerror(errno));
-        }
-    }
 }
 
 /* ------------------------------------------------------------ workers */

@@ -55,22 +55,9 @@ static void lock_and_recover(struct spool *sp, const struct mmq_config *cfg,
 {
     struct recover_stats st = {0, 0, 0};
     char err[QUEUE_ERR_MAX];
-    unsigned i;
 
-    for (i = 0; i < set->n; i++) {
-        int fd, rc;
-        if (!set->on[i])
-            continue;
-        rc = spool_lock_slice(sp, "process", i, &fd, err, sizeof(err));
-        if (rc < 0)
-            log_fatal(EX_TEMPFAIL, "%s", err);
-        if (rc > 0)
-            log_fatal(EX_TEMPFAIL,
-                      "slice %u of %d is already processed by another "
-                      "mmq-process on node %s",
-                      i, cfg->slices, cfg->node);
-        /* fd stays open (and locked) for the life of the process */
-    }
+    if (spool_lock_slices(sp, "process", set, err, sizeof(err)) != 0)
+        log_fatal(EX_TEMPFAIL, "%s", err);
     if (queue_recover(sp, "in", set, &st, err, sizeof(err)) != 0 ||
         spool_clean_tmp(sp, cfg->tmp_max_age, &st, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "recovery: %s", err);
@@ -78,29 +65,6 @@ static void lock_and_recover(struct spool *sp, const struct mmq_config *cfg,
         log_info("recovery: %u entries restored, %u moved to bad/, %u "
                  "temporary files removed",
                  st.restored, st.to_bad, st.tmp_removed);
-}
-
-static int watch_in(const struct spool *sp, const struct slice_set *set)
-{
-    unsigned i, b, first, last;
-    unsigned char seen[SLICE_BUCKETS] = {0};
-    char path[PATH_MAX];
-    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-
-    if (fd < 0)
-        return -1;
-    for (i = 0; i < set->n; i++) {
-        if (!set->on[i])
-            continue;
-        slice_buckets(i, set->n, &first, &last);
-        for (b = first; b <= last; b++) {
-            if (seen[b]++)
-                continue;
-            snprintf(path, sizeof(path), "%s/in/%02x", sp->path, b);
-            inotify_add_watch(fd, path, IN_MOVED_TO);
-        }
-    }
-    return fd;
 }
 
 /* Entries given back for a later try, and until when to leave them. */
@@ -213,7 +177,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     lock_and_recover(&sp, &cfg, &set);
-    ifd = watch_in(&sp, &set);
+    ifd = queue_watch(&sp, "in", &set);
     memset(&ctx, 0, sizeof(ctx));
     ctx.sp = &sp;
     ctx.cfg = &cfg;

@@ -256,13 +256,55 @@ static int check_values(struct mmq_config *cfg, const char *file, char *err,
     return 0;
 }
 
+int config_parse_file(config_t *lc, const char *path, const char *include_dir,
+                      char *err, size_t errlen)
+{
+    struct stat st;
+    FILE *fp;
+    int ok;
+
+    /* Open it ourselves so the error names the real reason (ENOENT,
+     * EACCES), and refuse anything but a regular file: libconfig's
+     * scanner exit()s the whole process when reading fails. */
+    if (!(fp = fopen(path, "r"))) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        fclose(fp);
+        return -1;
+    }
+    config_init(lc);
+    if (include_dir) {
+        config_set_include_dir(lc, include_dir);
+    } else {
+        /* @include paths are relative to the file, not to the cwd. */
+        char *dir = xstrdup_or_null(path), *slash;
+        if (dir && (slash = strrchr(dir, '/')) != NULL) {
+            *slash = 0;
+            config_set_include_dir(lc, dir[0] ? dir : "/");
+        }
+        free(dir);
+    }
+    ok = config_read(lc, fp);
+    fclose(fp);
+    if (!ok) {
+        snprintf(err, errlen, "%s:%d: %s",
+                 config_error_file(lc) ? config_error_file(lc) : path,
+                 config_error_line(lc), config_error_text(lc));
+        config_destroy(lc);
+        return -1;
+    }
+    return 0;
+}
+
 int config_load(const char *path, struct mmq_config *cfg, char *err,
                 size_t errlen)
 {
     config_t lc;
     config_setting_t *root;
     int i, n, rc = -1;
-    FILE *fp;
 
     if (!path)
         path = config_default_path();
@@ -270,36 +312,8 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
-    /* Open it ourselves so the error names the real reason (ENOENT, EACCES). */
-    if (!(fp = fopen(path, "r"))) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (config_parse_file(&lc, path, NULL, err, errlen) != 0)
         return -1;
-    }
-    {
-        /* libconfig's scanner exit()s when reading fails (a directory). */
-        struct stat st;
-        if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-            snprintf(err, errlen, "%s: not a regular file", path);
-            fclose(fp);
-            return -1;
-        }
-    }
-    config_init(&lc);
-    {
-        /* @include paths are relative to the file, not to the cwd. */
-        char *dir = xstrdup_or_null(path), *slash;
-        if (dir && (slash = strrchr(dir, '/')) != NULL) {
-            *slash = 0;
-            config_set_include_dir(&lc, dir[0] ? dir : "/");
-        }
-        free(dir);
-    }
-    if (!config_read(&lc, fp)) {
-        snprintf(err, errlen, "%s:%d: %s",
-                 config_error_file(&lc) ? config_error_file(&lc) : path,
-                 config_error_line(&lc), config_error_text(&lc));
-        goto out;
-    }
     root = config_root_setting(&lc);
     n = config_setting_length(root);
     for (i = 0; i < n; i++) {
@@ -321,6 +335,5 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
     rc = check_values(cfg, path, err, errlen);
 out:
     config_destroy(&lc);
-    fclose(fp);
     return rc;
 }

@@ -14,6 +14,7 @@
 #ifndef MMQ_CONFIG_H
 #define MMQ_CONFIG_H
 
+#include <libconfig.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,15 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
 int config_defaults(struct mmq_config *cfg);
 
 void config_free(struct mmq_config *cfg);
+
+/*
+ * Parse one libconfig file into lc (initialised here): only a regular file
+ * is read, @include is relative to include_dir (NULL: the file's own
+ * directory).  0: the caller must config_destroy(lc); -1: lc is already
+ * destroyed and err holds "file:line: reason" or "file: reason".
+ */
+int config_parse_file(config_t *lc, const char *path, const char *include_dir,
+                      char *err, size_t errlen);
 
 /* Node names: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 int config_valid_node(const char *name);

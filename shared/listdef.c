@@ -202,7 +202,6 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
     struct ctx c = {path, err, errlen};
     config_setting_t *root;
     config_t lc;
-    FILE *fp;
     int i, n, rc = -1;
 
     memset(ld, 0, sizeof(*ld));
@@ -212,26 +211,8 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
         return -1;
     }
     snprintf(path, sizeof(path), "%s/%s.conf", cfg->lists_dir, ld->name);
-    if (!(fp = fopen(path, "r"))) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if (config_parse_file(&lc, path, cfg->lists_dir, err, errlen) != 0)
         return -1;
-    }
-    {
-        /* libconfig's scanner exit()s on a read error (a directory) */
-        struct stat st;
-        if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-            snprintf(err, errlen, "%s: not a regular file", path);
-            fclose(fp);
-            return -1;
-        }
-    }
-    config_init(&lc);
-    config_set_include_dir(&lc, cfg->lists_dir);
-    if (!config_read(&lc, fp)) {
-        snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&lc),
-                 config_error_text(&lc));
-        goto out;
-    }
     root = config_root_setting(&lc);
     n = config_setting_length(root);
     for (i = 0; i < n; i++)
@@ -272,7 +253,6 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
     rc = 0;
 out:
     config_destroy(&lc);
-    fclose(fp);
     if (rc != 0)
         listdef_free(ld);
     return rc;

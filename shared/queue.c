@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -198,6 +199,57 @@ int spool_lock_slice(struct spool *sp, const char *stage, unsigned i, int *fd,
                     strerror(e));
     }
     return 0;
+}
+
+int spool_lock_slices(struct spool *sp, const char *stage,
+                      const struct slice_set *set, char *err, size_t errlen)
+{
+    unsigned i;
+
+    for (i = 0; i < set->n; i++) {
+        int fd, rc;
+
+        if (!set->on[i])
+            continue;
+        rc = spool_lock_slice(sp, stage, i, &fd, err, errlen);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            return fail(err, errlen, EBUSY,
+                        "slice %u of %u is already %s by another mmq-%s on "
+                        "node %s",
+                        i, set->n,
+                        strcmp(stage, "deliver") == 0 ? "delivered"
+                                                      : "processed",
+                        stage, sp->cfg->node);
+        /* fd is deliberately kept: closing it would release the lock */
+    }
+    return 0;
+}
+
+int queue_watch(struct spool *sp, const char *queue,
+                const struct slice_set *set)
+{
+    unsigned char seen[SLICE_BUCKETS] = {0};
+    unsigned i, b, first, last;
+    char path[PATH_MAX];
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    for (i = 0; i < set->n; i++) {
+        if (!set->on[i])
+            continue;
+        slice_buckets(i, set->n, &first, &last);
+        for (b = first; b <= last; b++) {
+            if (seen[b]++)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s/%02x", sp->path, queue, b);
+            if (inotify_add_watch(fd, path, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+                log_warn("inotify %s: %s", path, strerror(errno));
+        }
+    }
+    return fd;
 }
 
 void spool_close(struct spool *sp)

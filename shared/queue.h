@@ -85,6 +85,15 @@ int spool_set_identity(struct spool *sp);
  */
 int spool_lock_slice(struct spool *sp, const char *stage, unsigned i, int *fd,
                      char *err, size_t errlen);
+/* Lock every slice of set: 0, or -1 with err (naming the slice that
+ * another process of this node holds).  The locks are kept open and held
+ * for the life of the process (and of its children). */
+int spool_lock_slices(struct spool *sp, const char *stage,
+                      const struct slice_set *set, char *err, size_t errlen);
+/* An inotify descriptor (non-blocking) watching for entries moved into
+ * the buckets of queue that overlap set; -1 if inotify is unavailable. */
+int queue_watch(struct spool *sp, const char *queue,
+                const struct slice_set *set);
 /*
  * Create (or complete) a spool at path: directories with mode 2770 (setgid,
  * so files inherit the spool group), owned by uid:gid when those are not
