@@ -195,8 +195,11 @@ int main(int argc, char **argv)
         usage();
     load_config(config_path, &cfg);
     log_set_verbose(cfg.verbose);
-    if (strcmp(verb, "init") == 0)
-        return cmd_init(&cfg, argc, argv);
+    if (strcmp(verb, "init") == 0) {
+        rc = cmd_init(&cfg, argc, argv);
+        config_free(&cfg);
+        return rc;
+    }
     open_spool(&cfg, &sp);
     if (strcmp(verb, "queue") == 0)
         rc = cmd_queue(&sp, argc, argv);

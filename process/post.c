@@ -36,9 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "buf.h"
+#include "digest.h"
 #include "dsn.h"
 #include "envelope.h"
 #include "header.h"
@@ -76,15 +75,11 @@ static int read_message(struct post *p)
 /* Name of out/ entry i of the in/ entry: its stamp, a digest of both. */
 static void out_name(const char *in_name, size_t i, char *out)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0, j;
     char input[QNAME_LEN + 32];
     int n = snprintf(input, sizeof(input), "%s/%zu", in_name, i);
 
-    EVP_Digest(input, (size_t)n, md, &mdlen, EVP_sha1(), NULL);
     memcpy(out, in_name, 18); /* "SSSSSSSSSS.UUUUUU+" */
-    for (j = 0; j < 20; j++)
-        snprintf(out + 18 + 2 * j, 3, "%02x", md[j]);
+    digest_hex_of(input, (size_t)n, out + 18);
 }
 
 static void rfc5322_date(char *out, size_t outlen)

@@ -351,8 +351,15 @@ static int parse_line(struct envelope *env, const char *line, size_t n,
         char *addr = decode(v, an), *extra = NULL;
         int rc;
 
-        if (!addr || (sp2 && !(extra = strndup(sp2 + 1, vn - an - 1)))) {
+        /* not strndup(): the line is not NUL-terminated, and strndup may
+         * look one byte past n */
+        if (sp2 && (extra = malloc(vn - an)) != NULL) {
+            memcpy(extra, sp2 + 1, vn - an - 1);
+            extra[vn - an - 1] = 0;
+        }
+        if (!addr || (sp2 && !extra)) {
             free(addr);
+            free(extra);
             *why = "malformed recipient";
             return -1;
         }

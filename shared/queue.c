@@ -22,10 +22,10 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "digest.h"
 #include "log.h"
 #include "proc.h"
 #include "queue.h"
@@ -439,7 +439,7 @@ struct queue_file {
     char queue[16];
     char tmpname[QFILE_MAX]; /* relative to the spool: "tmp/..." */
     int fd;
-    EVP_MD_CTX *md;
+    struct digest md;
     size_t size_off; /* file offset of the envelope's size digits */
     int64_t body;    /* message bytes written */
     int64_t sec;
@@ -504,18 +504,12 @@ struct queue_file *queue_file_create(struct spool *sp, const char *queue,
         errno = e;
         return NULL;
     }
-    if (!(qf->md = EVP_MD_CTX_new()) ||
-        !EVP_DigestInit_ex(qf->md, EVP_sha1(), NULL)) {
-        fail(err, errlen, ENOMEM, "cannot initialise SHA-1");
-        queue_file_abort(qf);
-        errno = ENOMEM;
-        return NULL;
-    }
+    digest_init(&qf->md);
     /* The digest covers who and when, so equal messages never collide. */
     if (getrandom(salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt))
         memset(salt, 0, sizeof(salt)); /* the token and time still differ */
-    EVP_DigestUpdate(qf->md, qf->tmpname, strlen(qf->tmpname));
-    EVP_DigestUpdate(qf->md, salt, sizeof(salt));
+    digest_update(&qf->md, qf->tmpname, strlen(qf->tmpname));
+    digest_update(&qf->md, salt, sizeof(salt));
     return qf;
 }
 
@@ -587,7 +581,7 @@ int queue_file_begin(struct queue_file *qf, const struct envelope *env)
     }
     qf->sec = env->arrival_sec;
     qf->usec = env->arrival_usec;
-    EVP_DigestUpdate(qf->md, b.data, b.len);
+    digest_update(&qf->md, b.data, b.len);
     rc = qf_put(qf, b.data, b.len);
     buf_free(&b);
     return rc;
@@ -595,7 +589,7 @@ int queue_file_begin(struct queue_file *qf, const struct envelope *env)
 
 int queue_file_write(struct queue_file *qf, const void *data, size_t len)
 {
-    EVP_DigestUpdate(qf->md, data, len);
+    digest_update(&qf->md, data, len);
     qf->body += (int64_t)len;
     return qf_put(qf, data, len);
 }
@@ -659,7 +653,6 @@ static void qf_free(struct queue_file *qf)
         close(qf->fd);
     if (qf->tmpname[0])
         unlinkat(qf->sp->fd, qf->tmpname, 0);
-    EVP_MD_CTX_free(qf->md);
     free(qf);
 }
 
@@ -678,22 +671,16 @@ static int qf_end(struct queue_file *qf, int rc, char *err, size_t errlen)
 int queue_file_commit(struct queue_file *qf, char *name_out, char *err,
                       size_t errlen)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0, i;
     char name[QNAME_LEN + 1];
     int rc;
 
     if (qf_seal(qf) != 0)
         return qf_end(qf, -1, err, errlen);
-    if (!EVP_DigestFinal_ex(qf->md, md, &mdlen) || mdlen != 20) {
-        snprintf(qf->err, sizeof(qf->err), "SHA-1 failed");
-        errno = EIO;
-        return qf_end(qf, -1, err, errlen);
-    }
-    i = (unsigned)snprintf(name, sizeof(name), "%010lld.%06d+",
-                           (long long)qf->sec, (int)qf->usec);
-    for (unsigned j = 0; j < 20; j++, i += 2)
-        snprintf(name + i, 3, "%02x", md[j]);
+    /* "%010lld.%06d+" is 18 bytes: the arrival time was range-checked in
+     * queue_file_begin(), so it cannot be longer */
+    snprintf(name, sizeof(name), "%010lld.%06d+", (long long)qf->sec,
+             (int)qf->usec);
+    digest_hex(&qf->md, name + 18);
     rc = qf_publish(qf, name);
     if (rc == 0 || qf->tmpname[0] == 0)
         memcpy(name_out, name, QNAME_LEN + 1);
