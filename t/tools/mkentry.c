@@ -3,11 +3,13 @@
  * recipients directly into a queue (as the list stage will), through the
  * same spool library the programs use.
  *
- *     mkentry -c CONF [-q QUEUE] [-l LIST] [-f SENDER] [-n PER_ENTRY]
+ *     mkentry -c CONF [-q QUEUE] [-l LIST] [-f SENDER] [-n PER_ENTRY] [-V]
  *             RCPTFILE < MESSAGE
  *
  * RCPTFILE holds one address per line; with -n the recipients are split
- * into entries of at most PER_ENTRY each.  Prints the entry names.
+ * into entries of at most PER_ENTRY each; -V marks the entries "verp 1"
+ * (each recipient is sent with its own VERP sender).  Prints the entry
+ * names.
  */
 #include "autoconf.h"
 
@@ -50,9 +52,9 @@ int main(int argc, char **argv)
     struct timeval tv;
     size_t per = 0;
     FILE *fp;
-    int c;
+    int c, verp = 0;
 
-    while ((c = getopt(argc, argv, "c:q:l:f:n:")) != -1) {
+    while ((c = getopt(argc, argv, "c:q:l:f:n:V")) != -1) {
         switch (c) {
         case 'c':
             conf = optarg;
@@ -68,6 +70,9 @@ int main(int argc, char **argv)
             break;
         case 'n':
             per = (size_t)atol(optarg);
+            break;
+        case 'V':
+            verp = 1;
             break;
         default:
             return 2;
@@ -94,6 +99,7 @@ int main(int argc, char **argv)
     env.arrival_usec = (int32_t)tv.tv_usec;
     envelope_set(&env.list, list);
     envelope_set(&env.sender, sender);
+    env.verp = verp;
     while (fgets(line, sizeof(line), fp)) {
         line[strcspn(line, "\r\n")] = 0;
         if (!line[0])
@@ -107,7 +113,10 @@ int main(int argc, char **argv)
         }
     }
     fclose(fp);
-    if (env.nrcpt && write_entry(&sp, queue, &env, &msg) != 0)
-        return 1;
-    return 0;
+    c = env.nrcpt && write_entry(&sp, queue, &env, &msg) != 0;
+    envelope_free(&env);
+    buf_free(&msg);
+    spool_close(&sp);
+    config_free(&cfg);
+    return c;
 }
