@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# demo.sh - a guided tour of mmq: build it, make a throw-away spool, queue
+# messages through mmq-filter exactly as an MTA would (message on stdin,
+# envelope in -f/-r, the list as argument), and look at the queue.
+#
+#   scripts/demo.sh               run it (about half a minute on a fresh clone)
+#   DEMO_KEEP=1 scripts/demo.sh   keep the demo directory to look around
+#
+# Builds out of tree in build-demo/ beside the sources; everything else
+# lives in a temporary directory under /tmp, removed at the end.  Nothing
+# is left running.
+set -euo pipefail
+
+srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD="$srcdir/build-demo"
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+if [ -t 1 ]; then
+    B=$'\e[1m' D=$'\e[2m' R=$'\e[0m'
+else
+    B='' D='' R=''
+fi
+heading() { printf '\n%s== %s ==%s\n' "$B" "$*" "$R"; }
+note() { printf '%s%s%s\n' "$D" "$*" "$R"; }
+die() {
+    echo "demo.sh: error: $*" >&2
+    exit 1
+}
+
+# ------------------------------------------------------------------ build
+heading "Building mmq (out of tree, in build-demo/)"
+"$srcdir/scripts/deps.sh" || die "scripts/deps.sh failed"
+if [ ! -x "$srcdir/configure" ] || [ "$srcdir/configure.ac" -nt "$srcdir/configure" ] ||
+    [ "$srcdir/Makefile.am" -nt "$srcdir/Makefile.in" ]; then
+    (cd "$srcdir" && ./autogen.sh) >/dev/null 2>&1 || die "./autogen.sh failed (run it by hand to see why)"
+fi
+mkdir -p "$BUILD"
+if [ ! -f "$BUILD/Makefile" ]; then
+    (cd "$BUILD" && "$srcdir/configure" -q --sysconfdir=/etc) ||
+        die "configure failed: see $BUILD/config.log"
+fi
+make -s -C "$BUILD" -j"$JOBS" filter/mmq-filter ctl/mmqctl >"$BUILD/demo-make.log" 2>&1 || {
+    cat "$BUILD/demo-make.log" >&2
+    die "the build failed"
+}
+FILTER="$BUILD/filter/mmq-filter"
+MMQCTL="$BUILD/ctl/mmqctl"
+echo "built $FILTER"
+echo "  and $MMQCTL"
+
+# ------------------------------------------------------------- demo root
+DEMO=$(mktemp -d /tmp/mmq-demo.XXXXXX)
+cleanup() {
+    if [ "${DEMO_KEEP:-0}" = 1 ]; then
+        printf '\nDEMO_KEEP=1: the demo directory stays: %s\n' "$DEMO"
+    else
+        rm -rf "$DEMO"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+CONF="$DEMO/mmq.conf"
+mkdir -p "$DEMO/lists" "$DEMO/mail"
+
+heading "A demo configuration in $DEMO"
+cat >"$CONF" <<EOF
+# mmq.conf for the demo (libconfig syntax, see mmq.conf(5))
+spool = "$DEMO/spool";
+lists_dir = "$DEMO/lists";
+node = "demo";
+EOF
+cat >"$DEMO/lists/announce.conf" <<'EOF'
+# The list "announce": this file existing is what makes the list exist.
+EOF
+note "\$ cat $CONF"
+cat "$CONF"
+note "\$ ls $DEMO/lists"
+ls "$DEMO/lists"
+
+heading "Creating the spool"
+note "\$ mmqctl -c $CONF init"
+"$MMQCTL" -c "$CONF" init
+note "\$ ls $DEMO/spool"
+ls "$DEMO/spool"
+note "(each queue has 256 bucket directories 00..ff: entries are spread by digest)"
+
+# ------------------------------------------------------------- messages
+cat >"$DEMO/mail/post.eml" <<'EOF'
+From: Alice <alice@example.org>
+To: announce@lists.example.org
+Subject: Release 1.0 is out
+Message-ID: <post-1@example.org>
+Date: Sun, 22 Nov 2026 10:00:00 +0000
+
+Hello everyone, release 1.0 is out.
+EOF
+cat >"$DEMO/mail/bounce.eml" <<'EOF'
+From: MAILER-DAEMON@mx.example.net
+To: announce-bounces+bob=example.net@lists.example.org
+Subject: Undelivered Mail Returned to Sender
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: text/plain
+
+bob@example.net: mailbox unavailable
+--b--
+EOF
+cat >"$DEMO/mail/owner.eml" <<'EOF'
+From: Carol <carol@example.net>
+To: announce-owner@lists.example.org
+Subject: Please add me to the list
+
+Hi, could you subscribe me?
+EOF
+cat >"$DEMO/mail/mbox.eml" <<'EOF'
+From dave@example.com Sun Nov 22 10:05:00 2026
+From: Dave <dave@example.com>
+To: announce@lists.example.org
+Subject: With an mbox From_ line
+
+Some MTAs put a "From " line in front of the message.
+mmq-filter keeps it in the envelope, not in the message.
+EOF
+
+# queue MSGFILE ARGS...: run mmq-filter as the MTA's pipe transport would.
+queue() {
+    local file=$1 out rc
+    shift
+    local shown='' a
+    for a in "$@"; do
+        case $a in
+        '' | *[!A-Za-z0-9@._+=/-]*) shown+=" '$a'" ;;
+        *) shown+=" $a" ;;
+        esac
+    done
+    note "\$ mmq-filter -c \$CONF$shown < $(basename "$file")"
+    set +e
+    out=$("$FILTER" -c "$CONF" "$@" <"$file" 2>&1)
+    rc=$?
+    set -e
+    [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/  output: /'
+    case $rc in
+    0) echo "  exit 0 (EX_OK): queued durably; the MTA may forget the message" ;;
+    65) echo "  exit 65 (EX_DATAERR): refused for good, the MTA bounces it" ;;
+    67) echo "  exit 67 (EX_NOUSER): no such list, the MTA bounces it" ;;
+    69) echo "  exit 69 (EX_UNAVAILABLE): refused for good, the MTA bounces it" ;;
+    75) echo "  exit 75 (EX_TEMPFAIL): the MTA keeps the message and retries" ;;
+    *) echo "  exit $rc" ;;
+    esac
+    LAST_RC=$rc
+}
+
+heading "Queueing messages as the MTA would"
+note "A post to the list, from alice:"
+queue "$DEMO/mail/post.eml" -f alice@example.org -r announce@lists.example.org announce
+[ "$LAST_RC" = 0 ] || die "the post was not queued"
+echo
+note "A bounce, to announce-bounces (VERP address, null sender); it goes to the bounces queue:"
+queue "$DEMO/mail/bounce.eml" -f '' -r announce-bounces+bob=example.net@lists.example.org announce-bounces
+[ "$LAST_RC" = 0 ] || die "the bounce was not queued"
+echo
+note "A message to the list owner (the role comes from the recipient):"
+queue "$DEMO/mail/owner.eml" -f carol@example.net -r announce-owner@lists.example.org announce
+[ "$LAST_RC" = 0 ] || die "the owner message was not queued"
+echo
+note "A post that starts with an mbox \"From \" line:"
+queue "$DEMO/mail/mbox.eml" -f dave@example.com -r announce@lists.example.org announce
+[ "$LAST_RC" = 0 ] || die "the mbox message was not queued"
+
+heading "An unknown list"
+queue "$DEMO/mail/post.eml" -f alice@example.org -r nosuch@lists.example.org nosuch
+[ "$LAST_RC" = 67 ] || die "expected exit 67 for an unknown list, got $LAST_RC"
+note "(the MTA puts that 5.1.1 text into its bounce to the sender)"
+
+# ------------------------------------------------------------ the queue
+heading "The queue"
+note "\$ mmqctl -c \$CONF queue"
+"$MMQCTL" -c "$CONF" queue
+
+heading "One stored entry: envelope, empty line, message as received"
+entry=$(grep -rl '^mbox-from ' "$DEMO/spool/in" | head -n 1)
+[ -n "$entry" ] || die "no entry with an mbox-from line found in $DEMO/spool/in"
+note "${entry#"$DEMO"/}"
+echo "--- envelope:"
+sed -n '1,/^$/{/^$/d;p}' "$entry" | sed 's/^/  /'
+echo "--- message:"
+awk 'body {print "  " $0} /^$/ && !body {body = 1}' "$entry"
+echo "---"
+note "(values in the envelope are percent-encoded: %20 is a space)"
+
+heading "Done"
+echo "$(find "$DEMO/spool/in" "$DEMO/spool/bounces" -type f | wc -l) entries queued (in/ and bounces/); nothing left running."
