@@ -537,6 +537,13 @@ int main(int argc, char **argv)
     }
     shutdown_workers(&a);
     log_info("stopped");
+    for (int i = 0; i < a.nw; i++)
+        free(a.w[i].names);
+    free(a.w);
+    if (a.inotify_fd >= 0)
+        close(a.inotify_fd);
+    slice_set_free(&a.set);
     spool_close(&a.sp);
+    config_free(&a.cfg);
     return EX_OK;
 }

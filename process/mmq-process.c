@@ -210,6 +210,13 @@ int main(int argc, char **argv)
         }
     }
     log_info("stopped");
+    for (size_t i = 0; i < ctx.ncache; i++)
+        members_free(&ctx.cache[i].m);
+    free(ctx.cache);
+    if (ifd >= 0)
+        close(ifd);
+    slice_set_free(&set);
     spool_close(&sp);
+    config_free(&cfg);
     return EX_OK;
 }
