@@ -348,7 +348,11 @@ static void classify(struct batch *b, struct wtxn *w)
         const struct smtp_rcpt_result *r = &w->t.res[k];
         enum smtp_outcome o = smtp_outcome(&w->t, k);
 
-        e->why[i] = r->code ? r : (w->t.msg.code ? &w->t.msg : NULL);
+        /* a 2xx RCPT reply is no reason: the message's reply is (451,
+         * 554...), or, if the transaction never ended, the session's */
+        e->why[i] = r->code && r->code / 100 != 2 ? r
+                    : w->t.msg.code               ? &w->t.msg
+                                                  : NULL;
         if (o == SMTP_SENT)
             e->state[i] = R_SENT;
         else if (o == SMTP_FAILED && !(n57 == w->t.nrcpt))
@@ -579,17 +583,24 @@ int worker_run(struct spool *sp, const struct mmq_config *cfg,
 
         b.session_err[0] = 0;
         if (smtp_run(cfg, (struct smtp_txn **)tx, nt, txn_done, &b, err,
-                     sizeof(err)) != 0)
+                     sizeof(err)) != 0) {
             snprintf(b.session_err, sizeof(b.session_err), "%s", err);
+            if (strstr(err, " 5.7.") || strncmp(err, "5.7.", 4) == 0)
+                log_error("relay %s refused us: %s: check auth_file, tls and "
+                          "the relay's access rules; deferring",
+                          cfg->relay_host, err);
+        }
         settle_incomplete(&b, tx, nt);
         /* 452 "too many recipients": the server's real limit is what it
          * accepted; send the rest in following transactions. */
         for (i = 0; i < nt; i++) {
-            size_t k;
+            size_t k, n452 = 0;
             accepted = 0;
-            for (k = 0; k < tx[i]->t.nrcpt; k++)
+            for (k = 0; k < tx[i]->t.nrcpt; k++) {
                 accepted += tx[i]->t.res[k].code / 100 == 2;
-            if (accepted && accepted < per && again_count(tx[i]->e))
+                n452 += tx[i]->t.res[k].code == 452;
+            }
+            if (n452 && accepted && accepted < per)
                 per = accepted;
         }
         free_txns(tx, nt);
@@ -631,6 +642,38 @@ void worker_salvage(struct spool *sp, const struct mmq_config *cfg,
         if (queue_move(&c, "bad", err, sizeof(err)) != 0)
             log_error("%s: %s", qn->name, err);
         return;
+    }
+    if (retry_expired(env.arrival_sec, cfg->max_lifetime, now)) {
+        struct batch b;
+        struct went e;
+        size_t i, *idx = malloc((env.nrcpt + 1) * sizeof(size_t));
+
+        memset(&b, 0, sizeof(b));
+        b.sp = sp;
+        b.cfg = cfg;
+        memset(&e, 0, sizeof(e));
+        e.c = c;
+        e.env = env;
+        e.src = c.fd;
+        e.body_off = off;
+        e.size = env.size;
+        e.why = calloc(env.nrcpt + 1, sizeof(*e.why));
+        for (i = 0; idx && i < env.nrcpt; i++)
+            idx[i] = i;
+        if (idx && e.why && envelope_set(&e.env.last_error, why) == 0 &&
+            queue_dsn(&b, &e, idx, env.nrcpt, "failed", "4.4.7") == 0 &&
+            queue_done(&c, err, sizeof(err)) == 0) {
+            log_info("%s: %zu recipients expired after %d s (max_lifetime) "
+                     "and its delivery process died (%s): returned to sender",
+                     qn->name, env.nrcpt, cfg->max_lifetime, why);
+            free(idx);
+            free(e.why);
+            envelope_free(&e.env);
+            return;
+        }
+        free(idx);
+        free(e.why);
+        env = e.env;
     }
     env.attempts++;
     next = now + retry_delay(env.attempts, cfg->retry_min, cfg->retry_max);

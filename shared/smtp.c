@@ -124,6 +124,20 @@ static int auth_interact(auth_client_request_t req, char **result, int fields,
     return 1;
 }
 
+/* Why OpenSSL refused the relay's certificate: with SSL_VERIFY_PEER the
+ * handshake fails inside SSL_connect() and libESMTP reports only
+ * "Client error", no event. */
+static char tls_verify_err[160];
+
+static int verify_cb(int preverify_ok, X509_STORE_CTX *x)
+{
+    if (!preverify_ok && !tls_verify_err[0])
+        snprintf(tls_verify_err, sizeof(tls_verify_err),
+                 "4.7.5 relay certificate not accepted: %s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)));
+    return preverify_ok;
+}
+
 static int setup_tls(const struct mmq_config *cfg, char *err, size_t errlen)
 {
     SSL_CTX *ctx;
@@ -140,6 +154,9 @@ static int setup_tls(const struct mmq_config *cfg, char *err, size_t errlen)
         return -1;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* libESMTP 1.1.0 reads before it writes EHLO when TLS 1.3 session
+     * tickets arrive first after the handshake, and then waits forever */
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
     if (cfg->tls_ca_file
             ? !SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_file, NULL)
             : !SSL_CTX_set_default_verify_paths(ctx)) {
@@ -153,7 +170,7 @@ static int setup_tls(const struct mmq_config *cfg, char *err, size_t errlen)
         /* The name we connect to must be in the certificate. */
         if (!X509_VERIFY_PARAM_set1_ip_asc(p, cfg->relay_host))
             X509_VERIFY_PARAM_set1_host(p, cfg->relay_host, 0);
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
@@ -328,6 +345,9 @@ struct run {
     smtp_txn_done_fn done;
     void *arg;
     char last_reply[SMTP_TEXT_MAX]; /* the server's last line */
+    char prev_reply[SMTP_TEXT_MAX]; /* the one before */
+    int starttls_state;             /* 1: STARTTLS sent, 2: answered */
+    int starttls_refused;           /* answered 4xx/5xx */
     char tls_problem[128];
     int required_tls;
 };
@@ -445,8 +465,13 @@ static void on_monitor(const char *buf, int len, int writing, void *arg)
     char line[SMTP_TEXT_MAX];
     int start, end;
 
-    if (writing || len <= 0)
+    if (len <= 0)
         return;
+    if (writing) {
+        if (len >= 8 && strncmp(buf, "STARTTLS", 8) == 0)
+            run->starttls_state = 1;
+        return;
+    }
     /* keep the last complete line the server sent */
     end = len;
     while (end > 0 && (buf[end - 1] == '\n' || buf[end - 1] == '\r'))
@@ -457,18 +482,24 @@ static void on_monitor(const char *buf, int len, int writing, void *arg)
     if (end - start <= 0)
         return;
     snprintf(line, sizeof(line), "%.*s", end - start, buf + start);
+    memcpy(run->prev_reply, run->last_reply, sizeof(run->prev_reply));
     sanitise(run->last_reply, sizeof(run->last_reply), line);
+    if (run->starttls_state == 1) {
+        run->starttls_state = 2;
+        run->starttls_refused = line[0] == '4' || line[0] == '5';
+    }
 }
 
 static void set_timeouts(smtp_session_t s, int seconds)
 {
-    long ms = (long)seconds * 1000 | Timeout_OVERRIDE_RFC2822_MINIMUM;
+    long ms = (long)seconds * 1000;
+    int o = Timeout_OVERRIDE_RFC2822_MINIMUM; /* a flag of "which" */
 
-    smtp_set_timeout(s, Timeout_GREETING, ms);
-    smtp_set_timeout(s, Timeout_ENVELOPE, ms);
-    smtp_set_timeout(s, Timeout_DATA, ms);
-    smtp_set_timeout(s, Timeout_TRANSFER, ms);
-    smtp_set_timeout(s, Timeout_DATA2, ms);
+    smtp_set_timeout(s, Timeout_GREETING | o, ms);
+    smtp_set_timeout(s, Timeout_ENVELOPE | o, ms);
+    smtp_set_timeout(s, Timeout_DATA | o, ms);
+    smtp_set_timeout(s, Timeout_TRANSFER | o, ms);
+    smtp_set_timeout(s, Timeout_DATA2 | o, ms);
 }
 
 static int add_txn(smtp_session_t s, struct smtp_txn *t)
@@ -504,12 +535,18 @@ static void session_error(struct run *run, char *err, size_t errlen)
     char buf[128];
     int e = smtp_errno();
 
-    if (run->tls_problem[0])
+    const char *r = run->last_reply;
+
+    /* a refusal, then our QUIT and its 221: the refusal is the reason */
+    if (strncmp(r, "221", 3) == 0 &&
+        (run->prev_reply[0] == '4' || run->prev_reply[0] == '5'))
+        r = run->prev_reply;
+    if (tls_verify_err[0])
+        snprintf(err, errlen, "%s", tls_verify_err);
+    else if (run->tls_problem[0])
         snprintf(err, errlen, "%s", run->tls_problem);
-    else if (run->last_reply[0] &&
-             (run->last_reply[0] == '4' || run->last_reply[0] == '5'))
-        snprintf(err, errlen, "%s (%s)", run->last_reply,
-                 smtp_strerror(e, buf, sizeof(buf)));
+    else if (r[0] && (r[0] == '4' || r[0] == '5'))
+        snprintf(err, errlen, "%s (%s)", r, smtp_strerror(e, buf, sizeof(buf)));
     else
         snprintf(err, errlen, "4.4.2 %s", smtp_strerror(e, buf, sizeof(buf)));
 }
@@ -522,8 +559,10 @@ int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
     smtp_session_t s = NULL;
     char hostport[300];
     size_t i, incomplete = 0;
-    int rc = -1, any_rcpt = 0;
+    int rc = -1, any_rcpt = 0, plain = 0;
 
+again:
+    tls_verify_err[0] = 0;
     memset(&run, 0, sizeof(run));
     run.txn = txn;
     run.n = n;
@@ -558,7 +597,7 @@ int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
     set_timeouts(s, cfg->smtp_timeout);
     smtp_set_eventcb(s, on_event, &run);
     smtp_set_monitorcb(s, on_monitor, &run, 0);
-    if (tls_ctx) {
+    if (tls_ctx && !plain) {
         smtp_starttls_set_ctx(s, tls_ctx);
         smtp_starttls_enable(s, run.required_tls ? Starttls_REQUIRED
                                                  : Starttls_ENABLED);
@@ -571,6 +610,23 @@ int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
     if (!smtp_start_session(s)) {
         session_error(&run, err, errlen);
         goto out;
+    }
+    if (run.starttls_refused && !run.required_tls && !plain) {
+        /* tls = opportunistic and the relay refused STARTTLS (454):
+         * libESMTP gave up; go on in clear, as Postfix does */
+        for (i = 0; i < n && !txn[i]->completed; i++)
+            ;
+        if (i == n) {
+            smtp_destroy_session(s);
+            s = NULL;
+            for (i = 0; i < n; i++) {
+                free(priv[i].r);
+                priv[i].r = NULL;
+            }
+            plain = 1;
+            any_rcpt = 0;
+            goto again;
+        }
     }
     for (i = 0; i < n; i++)
         if (!txn[i]->completed) {
