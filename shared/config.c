@@ -162,6 +162,43 @@ static const struct setting *find_setting(const char *name)
     return NULL;
 }
 
+/*
+ * libconfig 1.5 silently wraps an integer literal written without the L
+ * suffix to 32 bits ("slices = 4294967312" loads as 16).  Read the literal
+ * back from the file and say so instead of running with a wrong value.
+ * 1: the literal on that line does not equal what libconfig loaded.
+ */
+static int int_literal_wrapped(const char *file, int line, const char *name,
+                               long long loaded)
+{
+    char buf[4096], *p, *end;
+    size_t n = strlen(name);
+    long long lit;
+    int lno = 0, wrapped = 0;
+    FILE *fp = fopen(file, "r");
+
+    if (!fp)
+        return 0;
+    while (fgets(buf, sizeof(buf), fp) && ++lno < line)
+        ;
+    fclose(fp);
+    if (lno != line || !(p = strstr(buf, name)))
+        return 0;
+    p += n;
+    p += strspn(p, " \t");
+    if (*p != '=' && *p != ':')
+        return 0;
+    p++;
+    p += strspn(p, " \t");
+    errno = 0;
+    lit = strtoll(p, &end, 0);
+    if (end == p)
+        return 0;
+    if (errno == ERANGE || lit != loaded)
+        wrapped = 1;
+    return wrapped;
+}
+
 static int apply(struct mmq_config *cfg, const struct setting *st,
                  config_setting_t *cs, const char *file, char *err,
                  size_t errlen)
@@ -193,9 +230,17 @@ static int apply(struct mmq_config *cfg, const struct setting *st,
         return 0;
     case C_INT:
     case C_INT64:
-        if (type == CONFIG_TYPE_INT)
+        if (type == CONFIG_TYPE_INT) {
             v = config_setting_get_int(cs);
-        else if (type == CONFIG_TYPE_INT64)
+            if (int_literal_wrapped(file, line, st->name, v)) {
+                snprintf(err, errlen,
+                         "%s:%d: %s is out of range for a plain integer: "
+                         "libconfig reads integers without the L suffix as "
+                         "32 bits (write e.g. 3000000000L)",
+                         file, line, st->name);
+                return -1;
+            }
+        } else if (type == CONFIG_TYPE_INT64)
             v = config_setting_get_int64(cs);
         else
             goto wrong;
