@@ -138,7 +138,11 @@ for b in $BUILDS; do
             echo "$me: LeakSanitizer cannot run here (no ptrace?): leak checking off"
         fi
         (
-            export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1"
+            # no strict_string_checks: libESMTP (not instrumented, but its
+            # strtol() calls are intercepted) parses replies in buffers
+            # that are not NUL-terminated, and the worker would be killed
+            # for a read that is in fact bounded
+            export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:detect_stack_use_after_return=1"
             export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
             export LSAN_OPTIONS="print_suppressions=0"
             # The sanitizer build checks memory safety along the same paths;
