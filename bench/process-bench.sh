@@ -157,8 +157,9 @@ out_check() { # out_check N ENTRIES: the out/ entries hold every member once
     got=$(find "$W/spool/out" -type f -print0 | xargs -0 -r awk '
         FNR == 1 { env = 1 } env && $0 == "" { env = 0; nextfile }
         env && /^rcpt / { print substr($0, 6) }' | sort -u | wc -l)
-    [ "$entries" -eq "$want" ] && [ "$got" -eq "$n" ] ||
+    if [ "$entries" -ne "$want" ] || [ "$got" -ne "$n" ]; then
         die "expected $want out/ entries and $n members, found $entries and $got"
+    fi
     [ "$(find "$W/spool/in" "$W/spool/stage" "$W/spool/bad" -type f | wc -l)" -eq 0 ] ||
         die "in/, stage/ or bad/ not empty after a run"
 }

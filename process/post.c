@@ -155,6 +155,8 @@ static int publish(struct post *p, size_t n)
     return finish(p, err);
 }
 
+static void archive(struct post *p, const struct buf *msg);
+
 /* Stage the out/ entries for rcpt[0..n) (1), mark the in/ entry (2). */
 static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
                   const char *sender, int verp)
@@ -199,6 +201,8 @@ static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
     p->env.expanded = (int)chunks;
     if (queue_rewrite(&p->c, &p->env, err, sizeof(err)) != 0)
         return give_back(p, err);
+    if (p->env.role == ROLE_POST)
+        archive(p, msg); /* after the mark: a rerun never archives again */
     return publish(p, chunks);
 oom:
     snprintf(err, sizeof(err), "out of memory while expanding");
@@ -241,9 +245,11 @@ static void reject_notice(struct post *p, struct headers *h, const char *reason)
     size_t dn = strlen(p->ld.domain);
     const char *at = strrchr(to, '@');
 
+    enum mmq_role role;
+
     if (!to[0] || is_auto(h) ||
         (at && strcasecmp(at + 1, p->ld.domain) == 0 &&
-         strncasecmp(to, p->ld.name, strlen(p->ld.name)) == 0)) {
+         list_role_of_recipient(p->ld.name, to, &role) == 0)) {
         log_info("%s: no rejection notice to <%s> (null sender, automatic "
                  "mail or the list itself)",
                  p->id, to);
@@ -278,7 +284,8 @@ static void reject_notice(struct post *p, struct headers *h, const char *reason)
         log_error("%s: cannot queue a rejection notice: %s", p->id,
                   queue_file_error(qf));
         queue_file_abort(qf);
-    } else if (queue_file_commit(qf, name, err, sizeof(err)) != 0) {
+    } else if (out_name(p->c.qn.name, (size_t)-1, name), name[QNAME_LEN] = 0,
+               queue_file_commit_as(qf, name, err, sizeof(err)) != 0) {
         log_error("%s: cannot queue a rejection notice: %s", p->id, err);
     } else {
         log_info("%s: rejection notice %s to <%s>", p->id, name, to);
@@ -599,7 +606,8 @@ static void do_post(struct post *p)
         snprintf(why, sizeof(why), "out of memory editing headers");
         goto keep;
     }
-    archive(p, &out);
+    if (m->n == 0)
+        archive(p, &out); /* expand() archives once the post is marked */
     snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld.name, p->ld.domain);
     expand(p, &out, m->addr, m->n, sender, p->ld.verp);
     goto out;

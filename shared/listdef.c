@@ -330,8 +330,10 @@ static int parse_members(struct members *m, const char *path, char *text,
         return -1;
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p)), *s, *e;
+        int has_nul;
         if (!nl)
             nl = end;
+        has_nul = memchr(p, 0, (size_t)(nl - p)) != NULL;
         *nl = 0;
         line++;
         for (s = p; *s == ' ' || *s == '\t'; s++)
@@ -342,7 +344,7 @@ static int parse_members(struct members *m, const char *path, char *text,
         p = nl + 1;
         if (!*s || *s == '#')
             continue;
-        if (!members_plausible(s)) {
+        if (has_nul || !members_plausible(s)) {
             if (m->junk++ < 20)
                 log_warn("%s:%zu: not an address, line ignored", path, line);
             continue;
