@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh - a guided tour of mmq: build it, make a throw-away spool, queue
 # messages through mmq-filter exactly as an MTA would (message on stdin,
-# envelope in -f/-r, the list as argument), and look at the queue.
+# envelope in -f/-r, the list as argument), look at the queue, expand the
+# posts to a list of 1,000 members (mmq-process), and deliver them
+# (mmq-deliver) to Postfix's smtp-sink on 127.0.0.1 -- first while no
+# server listens, so that the mail is deferred, then for real.
 #
 #   scripts/demo.sh               run it (about half a minute on a fresh clone)
 #   DEMO_KEEP=1 scripts/demo.sh   keep the demo directory to look around
@@ -39,18 +42,26 @@ if [ ! -f "$BUILD/Makefile" ]; then
     (cd "$BUILD" && "$srcdir/configure" -q --sysconfdir=/etc) ||
         die "configure failed: see $BUILD/config.log"
 fi
-make -s -C "$BUILD" -j"$JOBS" filter/mmq-filter ctl/mmqctl >"$BUILD/demo-make.log" 2>&1 || {
+make -s -C "$BUILD" -j"$JOBS" filter/mmq-filter ctl/mmqctl process/mmq-process \
+    deliver/mmq-deliver >"$BUILD/demo-make.log" 2>&1 || {
     cat "$BUILD/demo-make.log" >&2
     die "the build failed"
 }
 FILTER="$BUILD/filter/mmq-filter"
 MMQCTL="$BUILD/ctl/mmqctl"
-echo "built $FILTER"
-echo "  and $MMQCTL"
+PROCESS="$BUILD/process/mmq-process"
+DELIVER="$BUILD/deliver/mmq-deliver"
+echo "built $FILTER, $MMQCTL,"
+echo "      $PROCESS and $DELIVER"
 
 # ------------------------------------------------------------- demo root
 DEMO=$(mktemp -d /tmp/mmq-demo.XXXXXX)
+SINK_PID=
 cleanup() {
+    if [ -n "$SINK_PID" ] && kill -0 "$SINK_PID" 2>/dev/null; then
+        kill "$SINK_PID" 2>/dev/null
+        wait "$SINK_PID" 2>/dev/null || true
+    fi
     if [ "${DEMO_KEEP:-0}" = 1 ]; then
         printf '\nDEMO_KEEP=1: the demo directory stays: %s\n' "$DEMO"
     else
@@ -63,19 +74,33 @@ CONF="$DEMO/mmq.conf"
 mkdir -p "$DEMO/lists" "$DEMO/mail"
 
 heading "A demo configuration in $DEMO"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$CONF" <<EOF
 # mmq.conf for the demo (libconfig syntax, see mmq.conf(5))
 spool = "$DEMO/spool";
 lists_dir = "$DEMO/lists";
 node = "demo";
+relay_host = "127.0.0.1";   # the SMTP sink of this demo
+relay_port = $PORT;
+retry_min = 2;              # seconds; a real server uses the defaults
+retry_max = 4;
+smtp_timeout = 10;
 EOF
 cat >"$DEMO/lists/announce.conf" <<'EOF'
-# The list "announce": this file existing is what makes the list exist.
+# The list "announce" (see mmq.conf(5), LISTS)
+domain = "lists.example.org";
+description = "Release announcements";
+owners = ["owner@example.org"];
+subject_prefix = "[announce]";
+posters = "anyone";
 EOF
+for i in $(seq 1 1000); do echo "member$i@example.net"; done >"$DEMO/lists/announce.members"
 note "\$ cat $CONF"
 cat "$CONF"
-note "\$ ls $DEMO/lists"
-ls "$DEMO/lists"
+note "\$ cat $DEMO/lists/announce.conf"
+cat "$DEMO/lists/announce.conf"
+note "\$ head -3 $DEMO/lists/announce.members  (1,000 members)"
+head -3 "$DEMO/lists/announce.members"
 
 heading "Creating the spool"
 note "\$ mmqctl -c $CONF init"
@@ -189,5 +214,73 @@ awk 'body {print "  " $0} /^$/ && !body {body = 1}' "$entry"
 echo "---"
 note "(values in the envelope are percent-encoded: %20 is a space)"
 
+# ------------------------------------------------------------ list stage
+count() { find "$DEMO/spool/$1" -type f | wc -l; }
+
+heading "The list stage: in/ -> out/"
+note "\$ mmq-process -c \$CONF -1 -e"
+"$PROCESS" -c "$CONF" -1 -e >"$DEMO/process.log" 2>&1 || die "mmq-process failed: $(cat "$DEMO/process.log")"
+sed 's/^/  /' "$DEMO/process.log"
+echo "in/: $(count in) entries, out/: $(count out) entries (each post: 1,000 members in entries of 500, spread over the slices)"
+note "\$ mmqctl -c \$CONF queue out | tail -n 3"
+"$MMQCTL" -c "$CONF" queue out >"$DEMO/q.out"
+tail -n 3 "$DEMO/q.out"
+
+# ------------------------------------------------------------ delivery
+heading "Delivering while the relay is down: everything is deferred"
+note "(nothing listens on 127.0.0.1:$PORT yet)"
+note "\$ mmq-deliver -c \$CONF -1 -e"
+"$DELIVER" -c "$CONF" -1 -e >"$DEMO/deliver1.log" 2>&1 || die "mmq-deliver failed: $(cat "$DEMO/deliver1.log")"
+grep -E 'deferred ' "$DEMO/deliver1.log" | head -n 3 | sed 's/^/  /' || true
+echo "out/: $(count out) entries, deferred/: $(count deferred) entries"
+note "\$ mmqctl -c \$CONF queue deferred | tail -n 3"
+"$MMQCTL" -c "$CONF" queue deferred >"$DEMO/q.out"
+tail -n 3 "$DEMO/q.out"
+
+heading "The relay comes up: Postfix's smtp-sink on 127.0.0.1:$PORT"
+SINK=/usr/sbin/smtp-sink
+[ -x "$SINK" ] || die "$SINK is missing (Debian package postfix; scripts/deps.sh installs it)"
+mkdir -p "$DEMO/sink"
+chmod 0777 "$DEMO/sink"
+# smtp-sink insists on dropping privileges (-u) when started as root; the
+# user must be able to write the dumps inside the private demo directory
+sink_user=()
+[ "$(id -u)" = 0 ] && sink_user=(-u "$(id -un)")
+"$SINK" "${sink_user[@]}" -d "$DEMO/sink/%M." "127.0.0.1:$PORT" 64 >"$DEMO/sink.log" 2>&1 &
+SINK_PID=$!
+up=0
+for _ in $(seq 50); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),1).close()" 2>/dev/null; then
+        up=1
+        break
+    fi
+    sleep 0.1
+done
+[ "$up" = 1 ] || die "smtp-sink did not start: $(cat "$DEMO/sink.log")"
+note "waiting for the deferred entries' next attempt (retry_min = 2 s)..."
+sleep 4
+note "\$ mmq-deliver -c \$CONF -1 -e"
+"$DELIVER" -c "$CONF" -1 -e >"$DEMO/deliver2.log" 2>&1 || die "mmq-deliver failed: $(cat "$DEMO/deliver2.log")"
+grep -E 'status=sent' "$DEMO/deliver2.log" | head -n 3 | sed 's/^/  /' || true
+echo "  ..."
+echo "out/: $(count out), deferred/: $(count deferred)"
+received=$(cat "$DEMO"/sink/* 2>/dev/null | grep -c '^X-Rcpt-Args:' || true)
+messages=$(find "$DEMO/sink" -type f | wc -l)
+echo "the sink received $messages transactions for $received recipients"
+echo "  (2 posts x 1,000 members, plus the owner message to its owner)"
+one=$(grep -l 'Release 1.0' "$DEMO"/sink/* 2>/dev/null | head -n 1)
+if [ -n "$one" ]; then
+    note "the header of one of them, as the sink stored it (its X-Rcpt-Args lines, one per recipient, left out):"
+    sed -n '1,/^$/p' "$one" | grep -v '^X-Rcpt-Args:' | sed 's/^/  /'
+fi
+kill "$SINK_PID" 2>/dev/null
+wait "$SINK_PID" 2>/dev/null || true
+SINK_PID=
+
 heading "Done"
-echo "$(find "$DEMO/spool/in" "$DEMO/spool/bounces" -type f | wc -l) entries queued (in/ and bounces/); nothing left running."
+echo "mmqctl queue now says:"
+"$MMQCTL" -c "$CONF" queue >"$DEMO/q.out"
+tail -n 2 "$DEMO/q.out"
+echo "The bounce stays in bounces/ (bounce processing comes later). Nothing left running."
+[ "$received" -eq 2001 ] || die "expected 2001 recipients at the sink, got $received"
+
