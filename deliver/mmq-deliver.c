@@ -43,6 +43,10 @@
 #include "slice.h"
 #include "smtp.h"
 
+/* Entries handed to one worker at most (the worker itself stops claiming
+ * at SESSION_RCPTS_MAX recipients, which bounds its memory). */
+#define ENTRIES_PER_SESSION_MAX 256
+
 struct worker {
     pid_t pid;
     time_t started;
@@ -325,8 +329,8 @@ static size_t dispatch(struct agent *a)
     int idle = a->nw - busy_workers(a), j;
     size_t seen;
 
-    if (per > 64)
-        per = 64; /* entries per session; each may hold many txns */
+    if (per > ENTRIES_PER_SESSION_MAX)
+        per = ENTRIES_PER_SESSION_MAX; /* each may hold many txns */
     want = (size_t)a->nw * per * 2;
     if (queue_list(&a->sp, "out", &a->set, QL_READY, want, &l, err,
                    sizeof(err)) != 0) {
@@ -426,7 +430,7 @@ static void make_workers(struct agent *a)
     if (!(a->w = calloc((size_t)a->nw, sizeof(*a->w))))
         log_fatal(EX_OSERR, "out of memory");
     for (i = 0; i < a->nw; i++)
-        if (!(a->w[i].names = calloc(64, QFILE_MAX)))
+        if (!(a->w[i].names = calloc(ENTRIES_PER_SESSION_MAX, QFILE_MAX)))
             log_fatal(EX_OSERR, "out of memory");
 }
 

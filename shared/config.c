@@ -117,7 +117,7 @@ int config_defaults(struct mmq_config *cfg)
     cfg->relay_port = 25;
     cfg->delivery_slices = strdup("all");
     cfg->recipients_per_transaction = 500;
-    cfg->connections = 4;
+    cfg->connections = 10;
     cfg->transactions_per_connection = 100;
     cfg->smtp_timeout = 300;
     cfg->session_time_limit = 3600;

@@ -1015,17 +1015,24 @@ void queue_claim_close(struct claim *c)
     c->fd = -1;
 }
 
+int queue_remove(struct claim *c, char *bucket, char *err, size_t errlen)
+{
+    queue_claim_close(c);
+    qname_bucket(c->queue, c->qn.name, bucket, 64);
+    if (unlinkat(c->sp->fd, c->path, 0) != 0)
+        return fail(err, errlen, errno, "unlink %s: %s", c->path,
+                    strerror(errno));
+    return 0;
+}
+
 int queue_done(struct claim *c, char *err, size_t errlen)
 {
     char bucket[64];
 
-    queue_claim_close(c);
-    if (unlinkat(c->sp->fd, c->path, 0) != 0)
-        return fail(err, errlen, errno, "unlink %s: %s", c->path,
-                    strerror(errno));
+    if (queue_remove(c, bucket, err, errlen) != 0)
+        return -1;
     /* Without this a power loss could bring the finished entry back and
      * it would be delivered again. */
-    qname_bucket(c->queue, c->qn.name, bucket, sizeof(bucket));
     if (fsync_dir(c->sp->fd, bucket) != 0)
         return fail(err, errlen, errno, "fsync %s: %s", bucket,
                     strerror(errno));

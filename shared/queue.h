@@ -218,6 +218,13 @@ int queue_claim_read(struct claim *c, struct envelope *env, off_t *body_off,
                      char *err, size_t errlen);
 /* The entry is finished: remove it durably (unlink + fsync of the bucket). */
 int queue_done(struct claim *c, char *err, size_t errlen);
+/*
+ * The same without the fsync: the caller syncs the bucket later (with
+ * spool_sync_dir()), once for many entries.  Until then a power loss (not
+ * a crash: the unlink is visible at once) may bring the entry back, and it
+ * would be delivered again.  *bucket (64 bytes) receives "QUEUE/BB".
+ */
+int queue_remove(struct claim *c, char *bucket, char *err, size_t errlen);
 /* Give the entry back unchanged, under its ready name. */
 int queue_unclaim(struct claim *c, char *err, size_t errlen);
 /*
