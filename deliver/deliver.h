@@ -19,6 +19,12 @@
 /* Set by the worker's SIGTERM handler: stop after the transaction. */
 extern volatile sig_atomic_t worker_stop;
 
+/* In a cluster, the master's leases (NULL otherwise): the worker starts
+ * no entry, and no transaction after the first, of a slice whose lease
+ * is no longer valid; it gives such entries back and ends the session. */
+struct lease_set;
+extern const struct lease_set *worker_lease;
+
 /*
  * Deliver the entries named in names[0..n) (ready entries of out/) over
  * one SMTP session.  Runs in a forked child; returns the exit status.

@@ -38,6 +38,7 @@
 
 #include "config.h"
 #include "deliver.h"
+#include "lease.h"
 #include "log.h"
 #include "queue.h"
 #include "slice.h"
@@ -61,7 +62,10 @@ struct agent {
     int log_stderr;
     struct mmq_config cfg;
     struct spool sp;
-    struct slice_set set;
+    struct slice_set set;    /* every slice we may serve (own + standby) */
+    struct slice_set active; /* those we may start work on now */
+    int cluster;             /* leases decide (nodes in the config) */
+    struct lease_set lease;
     struct worker *w;
     int nw;
     int inotify_fd;
@@ -141,18 +145,40 @@ static void load_config(struct agent *a)
         log_fatal(EX_CONFIG, "%s", err);
 }
 
-/* Lock every slice we serve, so no second agent of this node runs it. */
-/* Lock every slice we serve, so no second agent of this node runs it. */
+/*
+ * Lock every slice we serve, so no second agent of this node runs it.  In
+ * a cluster our own slices are locked here and the standby slices when we
+ * take one over; which of them we may work on is the leases' business.
+ */
 static void lock_slices(struct agent *a)
 {
     char err[QUEUE_ERR_MAX];
     const char *spec = a->slices_arg ? a->slices_arg : a->cfg.delivery_slices;
+    struct slice_set standby = {0, NULL};
 
     if (slice_set_parse(spec, (unsigned)a->cfg.slices, &a->set, err,
                         sizeof(err)) != 0)
         log_fatal(a->slices_arg ? EX_USAGE : EX_CONFIG, "%s", err);
     if (spool_lock_slices(&a->sp, "deliver", &a->set, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "%s", err);
+    a->cluster = a->cfg.nnodes > 0;
+    if (!a->cluster) {
+        if (slice_set_parse(spec, (unsigned)a->cfg.slices, &a->active, err,
+                            sizeof(err)) != 0)
+            log_fatal(EX_CONFIG, "%s", err);
+        return;
+    }
+    if (lease_standby_set(&a->cfg, &a->set, a->slices_arg != NULL, &standby,
+                            err, sizeof(err)) != 0 ||
+        lease_open(&a->lease, &a->sp, "deliver", &a->set, &standby, err,
+                   sizeof(err)) != 0)
+        log_fatal(EX_TEMPFAIL, "%s", err);
+    for (unsigned i = 0; i < standby.n; i++)
+        a->set.on[i] |= standby.on[i];
+    slice_set_free(&standby);
+    a->active.n = a->set.n;
+    if (!(a->active.on = calloc(a->set.n, 1)))
+        log_fatal(EX_OSERR, "out of memory");
 }
 
 static void recover(struct agent *a, int at_start)
@@ -171,6 +197,52 @@ static void recover(struct agent *a, int at_start)
         log_info("recovery: %u entries restored, %u moved to bad/, %u "
                  "temporary files removed",
                  st.restored, st.to_bad, st.tmp_removed);
+}
+
+/* ------------------------------------------------------------- leases */
+
+/* Is an entry of slice i in a worker's hands? */
+static int slice_busy(void *arg, unsigned i)
+{
+    const struct agent *a = arg;
+    uint64_t key;
+    int j;
+    size_t k;
+
+    for (j = 0; j < a->nw; j++)
+        for (k = 0; a->w[j].pid > 0 && k < a->w[j].n; k++)
+            if (slice_key(a->w[j].names[k] + 18, &key) == 0 &&
+                slice_of(key, a->set.n) == i)
+                return 1;
+    return 0;
+}
+
+/* Renew, take over, hand back; then restore what the previous holder of a
+ * slice we just took left claimed, before any of it is dispatched. */
+static void lease_round(struct agent *a)
+{
+    struct slice_set gained = {0, NULL};
+    struct recover_stats st = {0, 0, 0};
+    char err[QUEUE_ERR_MAX];
+    int n = lease_tick(&a->lease, slice_busy, a, &gained, err, sizeof(err));
+
+    if (n < 0)
+        log_error("%s", err);
+    if (n > 0 &&
+        (queue_recover_foreign(&a->sp, "out", &gained, &st, err,
+                               sizeof(err)) != 0 ||
+         queue_recover_foreign(&a->sp, "deferred", &gained, &st, err,
+                               sizeof(err)) != 0))
+        log_error("recovery after takeover: %s", err);
+    if (st.restored || st.to_bad)
+        log_info("takeover: %u entries restored, %u moved to bad/",
+                 st.restored, st.to_bad);
+    slice_set_free(&gained);
+    slice_set_free(&a->active);
+    if (lease_active(&a->lease, &a->active) != 0)
+        log_fatal(EX_OSERR, "out of memory");
+    a->dirty = 1;
+    a->next_deferred = 0; /* look at the deferred entries of new slices */
 }
 
 static void watch_buckets(struct agent *a)
@@ -290,7 +362,7 @@ static void promote_deferred(struct agent *a, time_t now)
     time_t earliest = now + a->cfg.scan_interval;
     size_t i;
 
-    if (queue_list(&a->sp, "deferred", &a->set, QL_READY, 0, &l, err,
+    if (queue_list(&a->sp, "deferred", &a->active, QL_READY, 0, &l, err,
                    sizeof(err)) != 0) {
         log_error("%s", err);
         return;
@@ -332,7 +404,7 @@ static size_t dispatch(struct agent *a)
     if (per > ENTRIES_PER_SESSION_MAX)
         per = ENTRIES_PER_SESSION_MAX; /* each may hold many txns */
     want = (size_t)a->nw * per * 2;
-    if (queue_list(&a->sp, "out", &a->set, QL_READY, want, &l, err,
+    if (queue_list(&a->sp, "out", &a->active, QL_READY, want, &l, err,
                    sizeof(err)) != 0) {
         log_error("%s", err);
         return 1;
@@ -387,6 +459,12 @@ static void wait_for_work(struct agent *a, time_t now)
     time_t until =
         a->next_scan < a->next_deferred ? a->next_scan : a->next_deferred;
     int ms = until > now ? (int)(until - now) * 1000 : 0;
+
+    if (a->cluster) {
+        int lms = (int)((a->lease.next_tick - lease_now()) * 1000) + 1;
+        if (lms < ms)
+            ms = lms < 0 ? 0 : lms;
+    }
 
     if (a->once && ms > 200)
         ms = 200;
@@ -504,6 +582,7 @@ int main(int argc, char **argv)
     recover(&a, 1);
     a.next_recover = time(NULL) + 60;
     make_workers(&a);
+    worker_lease = a.cluster ? &a.lease : NULL;
     watch_buckets(&a);
     log_info("delivering slices %s of %d to %s:%d with %d connections",
              a.slices_arg ? a.slices_arg : a.cfg.delivery_slices, a.cfg.slices,
@@ -516,6 +595,8 @@ int main(int argc, char **argv)
 
         if (got_hup)
             reload(&a);
+        if (a.cluster && lease_now() >= a.lease.next_tick)
+            lease_round(&a);
         reap(&a);
         kill_hung_workers(&a, now);
         if (now >= a.next_deferred)
@@ -532,7 +613,7 @@ int main(int argc, char **argv)
             seen = dispatch(&a);
             a.next_scan = now + a.cfg.scan_interval;
         }
-        if (a.once && seen == 0 && busy_workers(&a) == 0) {
+        if (a.once && seen == 0 && busy_workers(&a) == 0 && !a.cluster) {
             reap(&a);
             if (busy_workers(&a) == 0 && dispatch(&a) == 0)
                 break;
@@ -540,6 +621,8 @@ int main(int argc, char **argv)
         wait_for_work(&a, time(NULL));
     }
     shutdown_workers(&a);
+    if (a.cluster)
+        lease_close(&a.lease); /* nothing in flight: hand every slice on */
     log_info("stopped");
     for (int i = 0; i < a.nw; i++)
         free(a.w[i].names);
@@ -547,6 +630,7 @@ int main(int argc, char **argv)
     if (a.inotify_fd >= 0)
         close(a.inotify_fd);
     slice_set_free(&a.set);
+    slice_set_free(&a.active);
     spool_close(&a.sp);
     config_free(&a.cfg);
     return EX_OK;

@@ -34,6 +34,7 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "envelope.h"
+#include "lease.h"
 #include "list.h"
 #include "log.h"
 #include "retry.h"
@@ -44,6 +45,7 @@
 #define SESSION_RCPTS_MAX 10000
 
 volatile sig_atomic_t worker_stop;
+const struct lease_set *worker_lease;
 
 enum rstate { R_PENDING, R_SENT, R_FAILED, R_RETRY };
 
@@ -76,6 +78,18 @@ struct batch {
     size_t ne;
     char session_err[SMTP_TEXT_MAX + 64];
 };
+
+/* May this worker go on with the entries it holds? */
+static int leases_hold(const struct batch *b)
+{
+    size_t i;
+
+    for (i = 0; worker_lease && i < b->ne; i++)
+        if (!b->e[i].finalized && b->e[i].c.fd >= 0 &&
+            !lease_key_ok(worker_lease, b->e[i].c.qn.key))
+            return 0;
+    return 1;
+}
 
 static double now_f(void)
 {
@@ -447,16 +461,19 @@ static void txn_done(struct smtp_txn *t, void *arg)
         if (rewrite_keeping(b, e, &e->env, err, sizeof(err)) != 0)
             log_error("%s: cannot record progress: %s", e->c.qn.name, err);
     }
-    if (worker_stop) {
-        /* SIGTERM: the transaction in flight is recorded; give back the
-         * entries not yet finished and go. */
+    if (worker_stop || !leases_hold(b)) {
+        /* SIGTERM, or a lease lost: the transaction in flight is
+         * recorded; give back the entries not yet finished and go. */
         size_t i;
         for (i = 0; i < b->ne; i++)
             if (!b->e[i].finalized && b->e[i].c.fd >= 0 &&
                 queue_unclaim(&b->e[i].c, err, sizeof(err)) != 0)
                 log_error("%s: %s", b->e[i].c.qn.name, err);
         sync_removed(b->sp);
-        log_info("stopping on SIGTERM after a recorded transaction");
+        log_info(worker_stop ? "stopping on SIGTERM after a recorded "
+                               "transaction"
+                             : "stopping: a lease of this session's slices "
+                               "was lost or handed back");
         _exit(0);
     }
 }
@@ -466,11 +483,15 @@ static void txn_done(struct smtp_txn *t, void *arg)
 static int claim_entry(struct batch *b, const char *fname, struct went *e)
 {
     char err[QUEUE_ERR_MAX];
+    uint64_t key;
     int rc;
 
     memset(e, 0, sizeof(*e));
     e->src = -1;
     envelope_init(&e->env);
+    if (worker_lease && strlen(fname) > 18 &&
+        (slice_key(fname + 18, &key) != 0 || !lease_key_ok(worker_lease, key)))
+        return -1; /* its slice is no longer ours to work on */
     rc = queue_claim(b->sp, "out", fname, &e->c, err, sizeof(err));
     if (rc != 0) {
         if (rc < 0)

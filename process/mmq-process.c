@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "lease.h"
 #include "log.h"
 #include "process.h"
 #include "queue.h"
@@ -49,6 +50,11 @@ static void usage(void)
                     "[-v]\n");
     exit(EX_USAGE);
 }
+
+/* In a cluster (nodes in the configuration) the leases say which of our
+ * slices we may work on now; otherwise all of them, always. */
+static struct lease_set lease;
+static int cluster;
 
 static void lock_and_recover(struct spool *sp, const struct mmq_config *cfg,
                              const struct slice_set *set)
@@ -101,28 +107,83 @@ static void try_later(const char *name, time_t now)
     later[nlater++].until = now + RETRY_AFTER;
 }
 
+/* Join the cluster: our own slices and the standby ones; set becomes
+ * every slice we may ever serve (for inotify). */
+static void cluster_join(struct spool *sp, const struct mmq_config *cfg,
+                         struct slice_set *set, int explicit_slices)
+{
+    struct slice_set standby = {0, NULL};
+    char err[QUEUE_ERR_MAX];
+
+    if (lease_standby_set(cfg, set, explicit_slices, &standby, err,
+                          sizeof(err)) != 0 ||
+        lease_open(&lease, sp, "process", set, &standby, err, sizeof(err)))
+        log_fatal(EX_TEMPFAIL, "%s", err);
+    for (unsigned i = 0; i < standby.n; i++)
+        set->on[i] |= standby.on[i];
+    slice_set_free(&standby);
+    cluster = 1;
+}
+
+/* Renew, take over, hand back; restore what the previous holder of a
+ * slice we just took left claimed. */
+static void lease_round(struct spool *sp)
+{
+    struct slice_set gained = {0, NULL};
+    struct recover_stats st = {0, 0, 0};
+    char err[QUEUE_ERR_MAX];
+    int n = lease_tick(&lease, NULL, NULL, &gained, err, sizeof(err));
+
+    if (n < 0)
+        log_error("%s", err);
+    if (n > 0 &&
+        queue_recover_foreign(sp, "in", &gained, &st, err, sizeof(err)) != 0)
+        log_error("recovery after takeover: %s", err);
+    if (st.restored || st.to_bad)
+        log_info("takeover: %u entries restored, %u moved to bad/",
+                 st.restored, st.to_bad);
+    slice_set_free(&gained);
+}
+
 /* Process what is ready now; returns how many entries were handled
  * (entries waiting for a later try are not counted). */
-static size_t run_once(struct stage_ctx *ctx, const struct slice_set *set)
+static size_t run_once(struct stage_ctx *ctx, const struct slice_set *all)
 {
     struct qlist l = {NULL, 0, 0};
+    struct slice_set active = {0, NULL};
+    const struct slice_set *set = all;
     char err[QUEUE_ERR_MAX];
     time_t now = time(NULL);
     size_t i, n = 0;
 
+    if (cluster) {
+        if (lease_now() >= lease.next_tick)
+            lease_round(ctx->sp);
+        if (lease_active(&lease, &active) != 0)
+            log_fatal(EX_OSERR, "out of memory");
+        set = &active;
+    }
     if (queue_list(ctx->sp, "in", set, QL_READY, 1000 + nlater, &l, err,
                    sizeof(err)) != 0) {
         log_error("%s", err);
+        slice_set_free(&active);
         return 0;
     }
     for (i = 0; i < l.n && !got_term; i++) {
         if (is_later(l.v[i].name, now))
             continue;
+        if (cluster) {
+            if (lease_now() >= lease.next_tick)
+                lease_round(ctx->sp); /* a long run must keep renewing */
+            if (!lease_key_ok(&lease, l.v[i].key))
+                continue; /* lost or handed back meanwhile */
+        }
         if (post_process(ctx, l.v[i].name))
             try_later(l.v[i].name, now);
         n++;
     }
     qlist_free(&l);
+    slice_set_free(&active);
     return n;
 }
 
@@ -177,6 +238,8 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     lock_and_recover(&sp, &cfg, &set);
+    if (cfg.nnodes > 0)
+        cluster_join(&sp, &cfg, &set, slices != NULL);
     ifd = queue_watch(&sp, "in", &set);
     memset(&ctx, 0, sizeof(ctx));
     ctx.sp = &sp;
@@ -193,7 +256,7 @@ int main(int argc, char **argv)
             log_init(argv[0], to_stderr ? LOG_STDERR_ALWAYS : LOG_STDERR_AUTO);
             log_info("SIGHUP: log reopened");
         }
-        if (once && seen == 0)
+        if (once && seen == 0 && !cluster)
             break;
         if (seen > 0)
             continue; /* there may be more */
@@ -201,7 +264,9 @@ int main(int argc, char **argv)
          * a SIGTERM arriving just before poll() is seen promptly */
         for (int waited = 0; waited < cfg.scan_interval && !got_term;
              waited++) {
-            if (poll(&p, ifd >= 0 ? 1 : 0, 1000) > 0) {
+            if (cluster && lease_now() >= lease.next_tick)
+                break; /* time to renew */
+            if (poll(&p, ifd >= 0 ? 1 : 0, cluster ? 250 : 1000) > 0) {
                 char buf[4096];
                 while (read(ifd, buf, sizeof(buf)) > 0)
                     ;
@@ -209,6 +274,8 @@ int main(int argc, char **argv)
             }
         }
     }
+    if (cluster)
+        lease_close(&lease);
     log_info("stopped");
     for (size_t i = 0; i < ctx.ncache; i++)
         members_free(&ctx.cache[i].m);

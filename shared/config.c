@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "slice.h"
 
 enum ctype { C_STR, C_INT, C_INT64, C_BOOL };
 
@@ -62,6 +63,8 @@ static const struct setting settings[] = {
     {"postmaster", C_STR, OFF(postmaster), 0, 0},
     {"process_slices", C_STR, OFF(process_slices), 0, 0},
     {"archive_dir", C_STR, OFF(archive_dir), 0, 0},
+    {"lease_time", C_INT, OFF(lease_time), 2, 3600},
+    {"lease_margin", C_INT, OFF(lease_margin), 1, 3600},
 };
 
 const char *config_default_path(void)
@@ -127,6 +130,8 @@ int config_defaults(struct mmq_config *cfg)
     cfg->scan_interval = 10;
     cfg->tls = strdup("off");
     cfg->process_slices = strdup("all");
+    cfg->lease_time = 30;
+    cfg->lease_margin = 10;
     if (!cfg->spool || !cfg->node || !cfg->lists_dir || !cfg->relay_host ||
         !cfg->delivery_slices || !cfg->tls || !cfg->process_slices)
         return -1;
@@ -149,6 +154,13 @@ void config_free(struct mmq_config *cfg)
     free(cfg->postmaster);
     free(cfg->process_slices);
     free(cfg->archive_dir);
+    for (size_t i = 0; i < cfg->nnodes; i++) {
+        free(cfg->nodes[i].name);
+        free(cfg->nodes[i].process);
+        free(cfg->nodes[i].deliver);
+        free(cfg->nodes[i].standby);
+    }
+    free(cfg->nodes);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -301,6 +313,258 @@ static int check_values(struct mmq_config *cfg, const char *file, char *err,
     return 0;
 }
 
+/* ---------------------------------------------------------------- nodes */
+
+static int node_str(config_setting_t *m, char **dst, const char *file,
+                    char *err, size_t errlen)
+{
+    char *copy;
+
+    if (config_setting_type(m) != CONFIG_TYPE_STRING) {
+        snprintf(err, errlen, "%s:%d: nodes: %s: expected a string in double "
+                 "quotes", file, config_setting_source_line(m),
+                 config_setting_name(m));
+        return -1;
+    }
+    if (!(copy = strdup(config_setting_get_string(m)))) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return -1;
+    }
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+/* One { name = ...; process = ...; ... } group of the nodes list. */
+static int parse_node(config_setting_t *g, struct mmq_node *nd,
+                      const char *file, char *err, size_t errlen)
+{
+    int i, n = config_setting_length(g);
+
+    if (!(nd->process = strdup("none")) || !(nd->deliver = strdup("none")) ||
+        !(nd->standby = strdup("none"))) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        config_setting_t *m = config_setting_get_elem(g, i);
+        const char *k = config_setting_name(m);
+        int rc;
+
+        if (!k)
+            k = "?";
+        if (strcmp(k, "name") == 0)
+            rc = node_str(m, &nd->name, file, err, errlen);
+        else if (strcmp(k, "process") == 0)
+            rc = node_str(m, &nd->process, file, err, errlen);
+        else if (strcmp(k, "deliver") == 0)
+            rc = node_str(m, &nd->deliver, file, err, errlen);
+        else if (strcmp(k, "standby") == 0)
+            rc = node_str(m, &nd->standby, file, err, errlen);
+        else if (strcmp(k, "takeover_after") == 0 &&
+                 config_setting_type(m) == CONFIG_TYPE_INT &&
+                 config_setting_get_int(m) > 0 &&
+                 config_setting_get_int(m) <= 86400) {
+            nd->takeover_after = config_setting_get_int(m);
+            rc = 0;
+        } else {
+            snprintf(err, errlen,
+                     strcmp(k, "takeover_after") == 0
+                         ? "%s:%d: nodes: %s: expected seconds, 1..86400"
+                         : "%s:%d: nodes: unknown setting \"%s\"",
+                     file, config_setting_source_line(m), k);
+            rc = -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    if (!nd->name) {
+        snprintf(err, errlen, "%s:%d: nodes: a node without a name", file,
+                 config_setting_source_line(g));
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_nodes(struct mmq_config *cfg, config_setting_t *cs,
+                       const char *file, char *err, size_t errlen)
+{
+    int i, n = config_setting_length(cs);
+
+    if (config_setting_type(cs) != CONFIG_TYPE_LIST || n < 1) {
+        snprintf(err, errlen, "%s:%d: nodes: expected a list of groups, "
+                 "( { name = \"a\"; deliver = \"0-3\"; ... }, ... )",
+                 file, config_setting_source_line(cs));
+        return -1;
+    }
+    if (!(cfg->nodes = calloc((size_t)n, sizeof(*cfg->nodes)))) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(cs, i);
+
+        cfg->nnodes++;
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+            snprintf(err, errlen, "%s:%d: nodes: element %d is not a group "
+                     "{ ... }", file, config_setting_source_line(g), i + 1);
+            return -1;
+        }
+        if (parse_node(g, &cfg->nodes[i], file, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+const struct mmq_node *config_node(const struct mmq_config *cfg,
+                                   const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->nnodes; i++)
+        if (strcmp(cfg->nodes[i].name, name) == 0)
+            return &cfg->nodes[i];
+    return NULL;
+}
+
+static const char *node_stage(const struct mmq_node *nd, const char *stage)
+{
+    return strcmp(stage, "process") == 0 ? nd->process : nd->deliver;
+}
+
+const struct mmq_node *config_slice_owner(const struct mmq_config *cfg,
+                                          const char *stage, unsigned i)
+{
+    size_t k;
+
+    for (k = 0; k < cfg->nnodes; k++) {
+        struct slice_set set;
+        char err[128];
+        int has;
+
+        if (slice_set_parse(node_stage(&cfg->nodes[k], stage),
+                            (unsigned)cfg->slices, &set, err,
+                            sizeof(err)) != 0)
+            continue;
+        has = i < set.n && set.on[i];
+        slice_set_free(&set);
+        if (has)
+            return &cfg->nodes[k];
+    }
+    return NULL;
+}
+
+/* Every slice set parses, no slice of a stage has two owners. */
+static int check_node_sets(struct mmq_config *cfg, const char *file,
+                           char *err, size_t errlen)
+{
+    static const char *const stages[] = {"process", "deliver", "standby"};
+    unsigned char *seen[2];
+    size_t k, s;
+    int rc = -1;
+
+    seen[0] = calloc((size_t)cfg->slices, sizeof(unsigned char));
+    seen[1] = calloc((size_t)cfg->slices, sizeof(unsigned char));
+    if (!seen[0] || !seen[1]) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        goto out;
+    }
+    for (k = 0; k < cfg->nnodes; k++) {
+        struct mmq_node *nd = &cfg->nodes[k];
+
+        for (s = 0; s < 3; s++) {
+            const char *spec = s == 2 ? nd->standby : node_stage(nd, stages[s]);
+            struct slice_set set;
+            char why[256];
+            unsigned i;
+
+            if (slice_set_parse(spec, (unsigned)cfg->slices, &set, why,
+                                sizeof(why)) != 0) {
+                snprintf(err, errlen, "%s: nodes: node %s: %s: %s", file,
+                         nd->name, stages[s], why);
+                goto out;
+            }
+            for (i = 0; s < 2 && i < set.n; i++) {
+                if (set.on[i] && seen[s][i]) {
+                    snprintf(err, errlen, "%s: nodes: slice %u of %s has two "
+                             "owners (node %s and an earlier node)",
+                             file, i, stages[s], nd->name);
+                    slice_set_free(&set);
+                    goto out;
+                }
+                seen[s][i] |= set.on[i];
+            }
+            slice_set_free(&set);
+        }
+    }
+    rc = 0;
+out:
+    free(seen[0]);
+    free(seen[1]);
+    return rc;
+}
+
+/*
+ * The cluster settings hang together: every node is named once, validly;
+ * takeover_after leaves the holder lease_time + lease_margin to notice
+ * that it lost its lease (lease.h); this node is one of them, and its
+ * slices are what the stages serve (delivery_slices and process_slices
+ * would contradict them, so they are refused).
+ */
+static int check_nodes(struct mmq_config *cfg, int explicit_slices,
+                       const char *file, char *err, size_t errlen)
+{
+    const struct mmq_node *me;
+    size_t k, j;
+
+    for (k = 0; k < cfg->nnodes; k++) {
+        struct mmq_node *nd = &cfg->nodes[k];
+
+        if (!config_valid_node(nd->name)) {
+            snprintf(err, errlen, "%s: nodes: \"%s\" is not a valid node name "
+                     "(1-63 of A-Z a-z 0-9 . - _)", file, nd->name);
+            return -1;
+        }
+        for (j = 0; j < k; j++)
+            if (strcmp(cfg->nodes[j].name, nd->name) == 0) {
+                snprintf(err, errlen, "%s: nodes: node %s is listed twice",
+                         file, nd->name);
+                return -1;
+            }
+        if (nd->takeover_after == 0)
+            nd->takeover_after = cfg->lease_time + 2 * cfg->lease_margin;
+        if (nd->takeover_after < cfg->lease_time + cfg->lease_margin) {
+            snprintf(err, errlen, "%s: nodes: node %s: takeover_after = %d is "
+                     "below lease_time + lease_margin (%d): a holder could "
+                     "still be working when it takes over",
+                     file, nd->name, nd->takeover_after,
+                     cfg->lease_time + cfg->lease_margin);
+            return -1;
+        }
+    }
+    if (explicit_slices) {
+        snprintf(err, errlen, "%s: delivery_slices and process_slices cannot "
+                 "be used with nodes: give each node's slices there", file);
+        return -1;
+    }
+    if (check_node_sets(cfg, file, err, errlen) != 0)
+        return -1;
+    if (!(me = config_node(cfg, cfg->node))) {
+        snprintf(err, errlen, "%s: this node, \"%s\", is not in nodes (set "
+                 "node = \"NAME\" or add it)", file, cfg->node);
+        return -1;
+    }
+    free(cfg->delivery_slices);
+    free(cfg->process_slices);
+    cfg->delivery_slices = strdup(me->deliver);
+    cfg->process_slices = strdup(me->process);
+    if (!cfg->delivery_slices || !cfg->process_slices) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return -1;
+    }
+    return 0;
+}
+
 int config_parse_file(config_t *lc, const char *path, const char *include_dir,
                       char *err, size_t errlen)
 {
@@ -349,7 +613,7 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
 {
     config_t lc;
     config_setting_t *root;
-    int i, n, rc = -1;
+    int i, n, rc = -1, explicit_slices = 0;
 
     if (!path)
         path = config_default_path();
@@ -369,6 +633,19 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
                                ? config_setting_source_file(cs)
                                : path;
 
+        if (name && strcmp(name, "nodes") == 0) {
+            if (cfg->nodes) {
+                snprintf(err, errlen, "%s:%d: nodes given twice", file,
+                         config_setting_source_line(cs));
+                goto out;
+            }
+            if (parse_nodes(cfg, cs, file, err, errlen) != 0)
+                goto out;
+            continue;
+        }
+        if (name && (strcmp(name, "delivery_slices") == 0 ||
+                     strcmp(name, "process_slices") == 0))
+            explicit_slices = 1;
         if (!st) {
             snprintf(err, errlen, "%s:%d: unknown setting \"%s\"", file,
                      config_setting_source_line(cs), name ? name : "?");
@@ -378,6 +655,8 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
             goto out;
     }
     rc = check_values(cfg, path, err, errlen);
+    if (rc == 0 && cfg->nnodes)
+        rc = check_nodes(cfg, explicit_slices, path, err, errlen);
 out:
     config_destroy(&lc);
     return rc;

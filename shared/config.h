@@ -20,6 +20,15 @@
 
 #define CONFIG_ERR_MAX 512
 
+/* One node of a cluster (the "nodes" list, see mmq.conf(5) CLUSTER). */
+struct mmq_node {
+    char *name;
+    char *process;      /* slices whose list stage it owns ("" none) */
+    char *deliver;      /* slices whose delivery it owns ("" none) */
+    char *standby;      /* slices of other nodes it may take over */
+    int takeover_after; /* seconds a lease must look dead before that */
+};
+
 struct mmq_config {
     char *path;               /* the file this was read from */
     char *spool;              /* spool directory */
@@ -55,6 +64,12 @@ struct mmq_config {
     /* list stage (mmq-process) */
     char *process_slices; /* slices this node's list stage serves */
     char *archive_dir;    /* list archives (mbox); NULL: SPOOL/archive */
+
+    /* cluster: leases per (stage, slice), see lease.h */
+    struct mmq_node *nodes; /* NULL: no cluster, no leases */
+    size_t nnodes;
+    int lease_time;   /* seconds a holder works on without renewing */
+    int lease_margin; /* file system visibility delay and scheduling slack */
 };
 
 /* Default location of the configuration file (compiled in). */
@@ -72,6 +87,13 @@ int config_load(const char *path, struct mmq_config *cfg, char *err,
 int config_defaults(struct mmq_config *cfg);
 
 void config_free(struct mmq_config *cfg);
+
+/* The entry of node name in cfg->nodes, or NULL. */
+const struct mmq_node *config_node(const struct mmq_config *cfg,
+                                   const char *name);
+/* The node that owns slice i of stage ("process" or "deliver"), or NULL. */
+const struct mmq_node *config_slice_owner(const struct mmq_config *cfg,
+                                          const char *stage, unsigned i);
 
 /*
  * Parse one libconfig file into lc (initialised here): only a regular file

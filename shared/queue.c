@@ -310,6 +310,9 @@ int spool_init(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
     snprintf(show, sizeof(show), "%s/lock", path);
     if (make_dir(fd, "lock", show, uid, gid, err, errlen) != 0)
         goto out;
+    snprintf(show, sizeof(show), "%s/lease", path);
+    if (make_dir(fd, "lease", show, uid, gid, err, errlen) != 0)
+        goto out;
     snprintf(show, sizeof(show), "%s/stage", path);
     if (make_dir(fd, "stage", show, uid, gid, err, errlen) != 0)
         goto out;
@@ -1238,6 +1241,24 @@ int queue_recover(struct spool *sp, const char *queue,
             continue;
         recover_one(sp, queue, qn, st);
     }
+    qlist_free(&l);
+    return 0;
+}
+
+int queue_recover_foreign(struct spool *sp, const char *queue,
+                          const struct slice_set *set,
+                          struct recover_stats *st, char *err, size_t errlen)
+{
+    struct qlist l = {NULL, 0, 0};
+    size_t i;
+
+    if (queue_list(sp, queue, set, QL_CLAIMED, 0, &l, err, errlen) != 0) {
+        qlist_free(&l);
+        return -1;
+    }
+    for (i = 0; i < l.n; i++)
+        if (strcmp(l.v[i].node, sp->cfg->node) != 0)
+            recover_one(sp, queue, &l.v[i], st);
     qlist_free(&l);
     return 0;
 }

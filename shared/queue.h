@@ -270,6 +270,14 @@ int queue_recover(struct spool *sp, const char *queue,
                   const struct slice_set *set, struct recover_stats *st,
                   char *err, size_t errlen);
 /*
+ * Restore the entries of queue in set that other nodes left claimed.
+ * Only for slices whose lease we have just taken (lease.h): the lease
+ * says their holder has stopped, which nothing else could tell us.
+ */
+int queue_recover_foreign(struct spool *sp, const char *queue,
+                          const struct slice_set *set,
+                          struct recover_stats *st, char *err, size_t errlen);
+/*
  * Remove temporary files left by dead processes of this node, and any
  * older than max_age seconds (whatever node wrote them).
  */

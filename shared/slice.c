@@ -104,6 +104,8 @@ int slice_set_parse(const char *spec, unsigned n, struct slice_set *set,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (strcmp(spec, "none") == 0)
+        return 0;
     for (;;) {
         unsigned a, b, i;
 
@@ -130,7 +132,7 @@ int slice_set_parse(const char *spec, unsigned n, struct slice_set *set,
     }
 bad:
     snprintf(err, errlen,
-             "slice set \"%s\": expected \"all\" or a list like 0-3,5", spec);
+             "slice set \"%s\": expected \"all\", \"none\" or a list like 0-3,5", spec);
     slice_set_free(set);
     return -1;
 }

@@ -42,7 +42,7 @@ struct slice_set {
 };
 
 /*
- * Parse "all" or a list like "0-3,5" for n slices.  -1 with a reason in
+ * Parse "all", "none" or a list like "0-3,5" for n slices.  -1 with a reason in
  * err on a syntax error or a slice >= n.
  */
 int slice_set_parse(const char *spec, unsigned n, struct slice_set *set,

@@ -1,0 +1,77 @@
+#!/bin/bash
+# t/cluster-scenario.sh - the body of the cluster tests, sourced by
+# t/cluster-local.sh and t/cluster-gluster.sh after cl_setup (see
+# t/cluster-lib.sh).  Node a posts through its spool path, node b through
+# its own.
+POSTS=${CL_POSTS:-30}
+
+cl_start a
+cl_start b
+check "node a leases its own list-stage slices, b its own" \
+    cl_wait_holders process "$CL_HOME" 15
+check "node a leases its own delivery slices, b its own" \
+    cl_wait_holders deliver "$CL_HOME" 15
+
+# A stream of posts; node a dies in the middle of it.
+half=$((POSTS / 2))
+for ((k = 1; k <= half; k++)); do
+    cl_post a "$k" || fail "post $k"
+done
+# kill while a's delivery workers hold entries (up to 5 s to see one)
+for ((i = 0; i < 500; i++)); do
+    [ -n "$(find "$CL_SPOOL/out" -name '*#a#*' -print -quit)" ] && break
+    sleep 0.01
+done
+diag "node a holds $(find "$CL_SPOOL/in" "$CL_SPOOL/out" -name '*#a#*' |
+    wc -l) claimed entries when it is killed"
+killed_at=$(now)
+cl_kill9 a
+for ((k = half + 1; k <= POSTS; k++)); do
+    cl_post b "$k" || fail "post $k"
+    sleep 0.1
+done
+
+check "node b takes over a's list-stage slices" \
+    cl_wait_holders process "$CL_ALL_B" 30
+check "node b takes over a's delivery slices" \
+    cl_wait_holders deliver "$CL_ALL_B" 30
+took=$(elapsed_ms "$killed_at" "$(now)")
+diag "takeover of both stages complete ${took} ms after the kill"
+test "$took" -lt 12000
+ok $? "... within takeover_after + two lease rounds + slack (< 12 s)"
+
+check "every post is processed and delivered" cl_drained 120
+cl_tally "$POSTS"
+diag "deliveries: $CL_TOTAL for $POSTS posts x $CL_MEMBERS members," \
+    "$CL_MISSING missing, $CL_DUPS duplicates"
+is "$CL_MISSING" 0 "no member misses a post"
+test "$CL_DUPS" -le 100
+ok $? "duplicates ($CL_DUPS) bounded by a's transactions in flight (100)"
+left=$(find "$CL_SPOOL" -path "$CL_SPOOL/tmp" -prune -o -name '*#a#*' -print)
+is "$left" "" "nothing is left claimed by the dead node (its tmp/ files wait for tmp_max_age)"
+diag "$(grep -h 'takeover:' "$T/b.process.log" "$T/b.deliver.log")"
+
+# Node a comes back and gets its slices back.
+cl_start a
+check "node a gets its list-stage slices back" \
+    cl_wait_holders process "$CL_HOME" 30
+check "node a gets its delivery slices back" \
+    cl_wait_holders deliver "$CL_HOME" 30
+check "node b logged the hand-back" grep -q 'handed back' "$T/b.deliver.log"
+for ((k = POSTS + 1; k <= POSTS + 2; k++)); do
+    cl_post a "$k" || fail "post $k"
+done
+check "posts after the hand-back are delivered" cl_drained 60
+cl_tally $((POSTS + 2))
+is "$CL_MISSING" 0 "no member misses a post after the hand-back"
+
+# A clean stop releases the leases.
+cl_term a
+is "$CL_RC" "0 0" "SIGTERM: node a's agents exit 0"
+check "node b takes a's released slices" \
+    cl_wait_holders deliver "$CL_ALL_B" 20
+cl_term b
+is "$CL_RC" "0 0" "SIGTERM: node b's agents exit 0"
+is "$(cl_holders deliver)" "0 - 1 - 2 - 3 - 4 - 5 - 6 - 7 - " \
+    "every lease is free after both stopped"
+done_testing
