@@ -21,6 +21,9 @@
 #                                 runtime is a 3 MB download
 #   util-linux procps e2fsprogs   unshare/mount/flock, ps/pgrep, mke2fs (the
 #                                 disk-full test's small file system)
+#   glusterfs-server glusterfs-client  a real distributed file system for
+#                                 t/cluster-gluster.sh (started by the test
+#                                 on a loopback address, never as a service)
 set -euo pipefail
 
 PKGS=(
@@ -30,6 +33,7 @@ PKGS=(
     postfix
     clang libclang-rt-14-dev
     util-linux procps e2fsprogs
+    glusterfs-server glusterfs-client
 )
 # More packages for a one-off need, e.g. MMQ_DEPS_EXTRA="strace ltrace".
 # shellcheck disable=SC2206

@@ -25,12 +25,15 @@
 #                          CL_MISSING CL_DUPS CL_TOTAL
 #
 # Timing: slices = 8, lease_time = 2 s, lease_margin = 1 s, takeover_after
-# = 4 s, so a takeover is due about 4-6 s after the holder stops.
+# = 4 s by default (CL_LEASE_TIME, CL_MARGIN, CL_TAKEOVER), so a takeover
+# is due about 4-6 s after the holder stops.
 set -u
 
 CL_MEMBERS=${CL_MEMBERS:-2000}
 CL_SLICES=8
-CL_TAKEOVER=4
+CL_TAKEOVER=${CL_TAKEOVER:-4}
+CL_LEASE_TIME=${CL_LEASE_TIME:-2}
+CL_MARGIN=${CL_MARGIN:-1}
 declare -A CL_PIDS
 
 cl_setup() {
@@ -51,8 +54,8 @@ session_time_limit = 60;
 retry_min = 1;
 retry_max = 2;
 scan_interval = 1;
-lease_time = 2;
-lease_margin = 1;
+lease_time = $CL_LEASE_TIME;
+lease_margin = $CL_MARGIN;
 nodes = (
   { name = "a"; process = "0-3"; deliver = "0-3"; standby = "4-7";
     takeover_after = $CL_TAKEOVER; },
