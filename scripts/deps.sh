@@ -24,6 +24,7 @@
 #   glusterfs-server glusterfs-client  a real distributed file system for
 #                                 t/cluster-gluster.sh (started by the test
 #                                 on a loopback address, never as a service)
+#   libfaketime                   node clocks hours apart (t/cluster-skew.sh)
 set -euo pipefail
 
 PKGS=(
@@ -33,7 +34,7 @@ PKGS=(
     postfix
     clang libclang-rt-14-dev
     util-linux procps e2fsprogs
-    glusterfs-server glusterfs-client
+    glusterfs-server glusterfs-client libfaketime
 )
 # More packages for a one-off need, e.g. MMQ_DEPS_EXTRA="strace ltrace".
 # shellcheck disable=SC2206

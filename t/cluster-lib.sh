@@ -9,8 +9,10 @@
 #                          writes $T/a.conf and $T/b.conf, a list "big" of
 #                          $CL_MEMBERS members, initialises the spool and
 #                          starts smtp-sink
-#   cl_start NODE          start that node's mmq-process and mmq-deliver
-#                          (logs $T/NODE.process.log, $T/NODE.deliver.log)
+#   cl_start NODE [VAR=VALUE...]  start that node's mmq-process and
+#                          mmq-deliver with those variables in their
+#                          environment (e.g. LD_PRELOAD=libfaketime ...);
+#                          logs $T/NODE.process.log, $T/NODE.deliver.log
 #   cl_kill9 NODE          kill -9 that node's agents (their delivery
 #                          workers die with them: PR_SET_PDEATHSIG)
 #   cl_term NODE           SIGTERM them and wait: CL_RC is "0 0" when both
@@ -77,10 +79,11 @@ EOF
 
 cl_start() {
     local node=$1
-    "$MMQ_PROCESS" -c "$T/$node.conf" -e 2>>"$T/$node.process.log" &
+    shift
+    env "$@" "$MMQ_PROCESS" -c "$T/$node.conf" -e 2>>"$T/$node.process.log" &
     CL_PIDS[$node.process]=$!
     at_exit kill_pid "$!"
-    "$MMQ_DELIVER" -c "$T/$node.conf" -e 2>>"$T/$node.deliver.log" &
+    env "$@" "$MMQ_DELIVER" -c "$T/$node.conf" -e 2>>"$T/$node.deliver.log" &
     CL_PIDS[$node.deliver]=$!
     at_exit kill_pid "$!"
 }
