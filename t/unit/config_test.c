@@ -227,6 +227,8 @@ static const struct {
     {"retry_max", 1, 7 * 86400},
     {"max_lifetime", 0, 365 * 86400},
     {"scan_interval", 1, 3600},
+    {"lease_time", 2, 3600},
+    {"lease_margin", 1, 3600},
 };
 
 /* Every integer setting: its range ends are accepted, one beyond is not. */
@@ -558,6 +560,8 @@ static int int_default(const struct mmq_config *c, const char *name,
         {"retry_max", offsetof(struct mmq_config, retry_max), 0},
         {"max_lifetime", offsetof(struct mmq_config, max_lifetime), 0},
         {"scan_interval", offsetof(struct mmq_config, scan_interval), 0},
+        {"lease_time", offsetof(struct mmq_config, lease_time), 0},
+        {"lease_margin", offsetof(struct mmq_config, lease_margin), 0},
     };
     size_t i;
 
@@ -691,6 +695,73 @@ static void test_include(void)
     unlink(inc);
 }
 
+/* The nodes list: each node's slices, standby and takeover time, and
+ * every way of getting it wrong. */
+static void test_nodes(void)
+{
+    static const char two[] =
+        "node = \"b\"; slices = 8;\n"
+        "nodes = (\n"
+        "  { name = \"a\"; process = \"0-3\"; deliver = \"0-3\"; "
+        "standby = \"4-7\"; },\n"
+        "  { name = \"b\"; process = \"4-7\"; deliver = \"4-5\"; "
+        "standby = \"0-3\"; takeover_after = 99; }\n"
+        ");\n";
+    struct mmq_config cfg;
+    char err[CONFIG_ERR_MAX];
+    const struct mmq_node *a, *o;
+
+    if (!ok(load(two, &cfg, err) == 0, "accepts a two-node cluster"))
+        diag("%s", err);
+    a = config_node(&cfg, "a");
+    ok(cfg.nnodes == 2 && a && strcmp(a->standby, "4-7") == 0,
+       "both nodes are read, with their standby slices");
+    ok(a && a->takeover_after == 30 + 2 * 10,
+       "takeover_after defaults to lease_time + 2 x lease_margin");
+    ok(strcmp(cfg.delivery_slices, "4-5") == 0 &&
+           strcmp(cfg.process_slices, "4-7") == 0,
+       "this node's slices become delivery_slices and process_slices");
+    o = config_slice_owner(&cfg, "deliver", 6);
+    ok(o == NULL, "a slice nobody delivers has no owner");
+    o = config_slice_owner(&cfg, "process", 6);
+    ok(o && strcmp(o->name, "b") == 0, "the owner of a slice is found");
+    config_free(&cfg);
+
+    good("node = \"a\"; nodes = ( { name = \"a\"; } );",
+         "a node with no slices (\"none\" by default)");
+    good("node = \"a\"; nodes = ( { name = \"a\"; deliver = \"none\"; "
+         "process = \"all\"; } );",
+         "\"none\" and \"all\"");
+    bad("node = \"c\"; nodes = ( { name = \"a\"; } );", 0,
+        "\"c\", is not in nodes", "a node that is not in nodes");
+    bad("node = \"a\"; nodes = ( { name = \"a\"; }, { name = \"a\"; } );", 0,
+        "listed twice", "a node listed twice");
+    bad("node = \"a\"; slices = 4; nodes = ( { name = \"a\"; deliver = "
+        "\"0-2\"; }, { name = \"b\"; deliver = \"2-3\"; } );",
+        0, "slice 2 of deliver has two owners", "overlapping slices");
+    bad("node = \"a\"; slices = 4; nodes = ( { name = \"a\"; process = "
+        "\"0-4\"; } );",
+        0, "not within 0-3", "a slice beyond slices");
+    bad("node = \"a\";\nnodes = ( { name = \"a\"; takeover_after = 35; } );",
+        0, "below lease_time + lease_margin",
+        "takeover_after shorter than lease_time + lease_margin");
+    bad("node = \"a\";\nnodes = ( { name = \"a\";\n colour = \"red\"; } );",
+        3, "unknown setting \"colour\"", "an unknown node setting");
+    bad("node = \"a\";\nnodes = ( { name = \"a\";\n deliver = 3; } );", 3,
+        "expected a string", "a number for a slice set");
+    bad("node = \"a\";\nnodes = ( { deliver = \"0\"; } );", 2,
+        "without a name", "a node without a name");
+    bad("node = \"a\";\nnodes = { a = 1; };", 2, "expected a list",
+        "nodes as a group");
+    bad("node = \"a\";\nnodes = ( 1 );", 2, "not a group",
+        "a node that is not a group");
+    bad("node = \"a\"; nodes = ( { name = \"a/b\"; } );", 0,
+        "not a valid node name", "a node name with a slash");
+    bad("node = \"a\"; delivery_slices = \"0\";\n"
+        "nodes = ( { name = \"a\"; } );",
+        0, "cannot be used with nodes", "delivery_slices beside nodes");
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir))
@@ -704,6 +775,7 @@ int main(void)
     test_big_literals();
     test_paths_and_nodes();
     test_include();
+    test_nodes();
     test_manual();
 
     unlink(conf);
