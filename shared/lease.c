@@ -615,6 +615,8 @@ int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
                             : 0;
     }
     free(top);
+    log_debug("lease %s: lease round %.2f ms", ls->stage,
+              (lease_now() - t0) * 1000);
     tick = ls->cfg->lease_time / 5.0;
     ls->next_tick = t0 + (tick < 0.5 ? 0.5 : tick);
     return ngained;
