@@ -527,6 +527,11 @@ static int tend_other(struct lease_set *ls, unsigned i, uint64_t top,
                 sscanf(g.holder, "%*s %ld %llu", &pid, &start) == 2 &&
                 !proc_alive((pid_t)pid, start))
                 dead_here = 1;
+            /* Our own generation, dropped because it lapsed or could not
+             * be read: never resume it, take the next one (our heartbeat
+             * keeps moving, so nobody else would ever take it). */
+            if (strcmp(g.holder, ls->me) == 0)
+                dead_here = 1;
         }
     }
     if (!s->obs_set || s->obs_gen != top || s->obs_seq != seq) {
@@ -562,7 +567,7 @@ static int tend_other(struct lease_set *ls, unsigned i, uint64_t top,
              i, s->gen,
              top == 0    ? "first lease"
              : g.free    ? "released by its holder"
-             : dead_here ? "its holder on this node is dead"
+             : dead_here ? "its holder on this node is gone or lapsed"
                          : "its holder stopped renewing");
     return 1;
 }
