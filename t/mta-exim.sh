@@ -13,6 +13,8 @@
 # too large post are bounced with mmq-filter's text, and with the spool
 # unwritable Exim defers (exit 75) and delivers after exim -qff once the
 # spool is back.  Needs root; the daemon is stopped at exit.
+# MTA_DEBUG_COPY=DIR: copy Exim's directory (configuration, spool, logs)
+# to DIR before the end, to look at it afterwards.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/process-lib.sh"
@@ -106,6 +108,15 @@ rc=$?
 is "$rc" 0 "exim -C CFG -bV accepts the configuration"
 [ "$rc" -eq 0 ] || diag "$(tail -n 5 "$T/bV.out")"
 diag "$(head -n 1 "$T/bV.out")"
+
+bt=$("$EXIM" -C "$CFG" -bt "announce-bounces+m1=example.net@$D" 2>&1)
+case $bt in
+*"router = mmq_lists, transport = mmq_pipe"*) pass "exim -bt: the list domain goes to router mmq_lists, transport mmq_pipe" ;;
+*)
+    fail "exim -bt: the list domain goes to router mmq_lists, transport mmq_pipe"
+    diag "$bt"
+    ;;
+esac
 
 EXIM_PID=
 exim_stop() {
@@ -256,6 +267,8 @@ ok $? "mainlog: == announce@$D ... defer (mmq-filter returned 75)"
 grep -q "<announce@$D>: mmq_pipe transport output: 4.3.0 mail list spool unavailable" "$MAINLOG"
 ok $? "mainlog: mmq-filter's 4.3.0 text is logged (log_defer_output)"
 is "$(count_files "$SPOOL/in")" 0 "nothing in in/ yet"
+grep -q "== announce@$D R=mmq_lists T=mmq_pipe defer (-53): Retry time not yet reached" "$MAINLOG"
+ok $? "an ordinary queue run leaves it deferred (retry time not reached)"
 chmod 2770 "$SPOOL/tmp"
 timeout 60 "$EXIM" -C "$CFG" -qff >"$T/qff.out" 2>&1
 ok $? "exim -C CFG -qff"
