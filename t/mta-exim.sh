@@ -86,7 +86,11 @@ begin transports
 
 ROUTERS
     echo "# ---- contrib/exim/transport.conf"
-    sed "s|'exec /usr/sbin/mmq-filter -f|'exec $BIN/mmq-filter -c $CONF -f|" "$C/transport.conf"
+    # a sanitizer build: pass the sanitizers' options on to mmq-filter
+    # (the pipe transport gives the command a fresh environment)
+    san=$(env | grep -E '^(ASAN|UBSAN|LSAN)_OPTIONS=' | tr '\n' ';')
+    sed -e "s|'exec /usr/sbin/mmq-filter -f|'exec $BIN/mmq-filter -c $CONF -f|" \
+        -e "s|^  driver = pipe\$|&${san:+\\n  environment = <; ${san%;}}|" "$C/transport.conf"
     cat <<TRANSPORTS
 
 to_sink:

@@ -65,6 +65,13 @@ maillog_file = $MAILLOG
 maillog_file_prefixes = $T
 delay_warning_time = 0
 MAINCF
+    # a sanitizer build: pass the sanitizers' options on to mmq-filter
+    # (pipe(8) gives the command only export_environment)
+    san=$(env | grep -E '^(ASAN|UBSAN|LSAN)_OPTIONS=' | sed 's/=.*//' | tr '\n' ' ')
+    if [ -n "$san" ]; then
+        printf 'import_environment = %s %s\n' "$(postconf -d -h import_environment)" "$san"
+        printf 'export_environment = %s %s\n' "$(postconf -d -h export_environment)" "$san"
+    fi
     echo "# ---- contrib/postfix/main.cf"
     sed "s|/etc/postfix/mmq_transport|$PF/mmq_transport|" "$C/main.cf"
 } >"$PF/main.cf"
