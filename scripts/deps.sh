@@ -155,7 +155,7 @@ install_exim() {
         (cd "$dl" && "${APT[@]}" download exim4-daemon-light) >>"$log" 2>&1 ||
             fail "apt-get download exim4-daemon-light failed"
     fi
-    deb=$(ls "$dl"/exim4-daemon-light_*.deb 2>/dev/null | head -n 1)
+    deb=$(find "$dl" -maxdepth 1 -name 'exim4-daemon-light_*.deb' | head -n 1)
     [ -n "$deb" ] || fail "apt-get download left no exim4-daemon-light .deb"
     "${SUDO[@]}" rm -rf "$EXIM_DIR.new"
     "${SUDO[@]}" mkdir -p "$EXIM_DIR.new" || fail "mkdir $EXIM_DIR.new failed"

@@ -178,8 +178,9 @@ exim_q
 mta_wait_files "$SPOOL/in" 1 10
 ok $? "the mmq_pipe transport ran mmq-filter as mmq: the post is in in/"
 mta_wait_grep "$MAINLOG" "=> announce <announce@$D> R=mmq_lists T=mmq_pipe" 10
-ok $? "mainlog: => announce <announce@$D> R=mmq_lists T=mmq_pipe"
-[ $? -eq 0 ] || diag "$(tail -n 5 "$MAINLOG")"
+rc=$?
+ok "$rc" "mainlog: => announce <announce@$D> R=mmq_lists T=mmq_pipe"
+[ "$rc" -eq 0 ] || diag "$(tail -n 5 "$MAINLOG")"
 entries in
 if [ "${#ENTRIES[@]}" -ge 1 ]; then
     e=${ENTRIES[0]}
@@ -203,13 +204,13 @@ is "$(sink_senders "$T/sink" | sort -u)" "announce-bounces@$D" \
     "the envelope sender is announce-bounces@$D"
 hdrs=0
 ndumps=0
-for f in $(grep -l 'first post through Exim' "$T"/sink/dump.*); do
+while IFS= read -r f; do
     ndumps=$((ndumps + 1))
     sink_message "$f" >"$T/msg"
     case $(pl_hvals "$T/msg" List-Id) in
     "Announcements <announce.$D>" | "\"Announcements\" <announce.$D>") hdrs=$((hdrs + 1)) ;;
     esac
-done
+done < <(grep -l 'first post through Exim' "$T"/sink/dump.*)
 is "$hdrs" "$ndumps" "every copy carries List-Id: Announcements <announce.$D>"
 mta_wait_grep "$MAINLOG" "=> m1@example.net R=members T=to_sink" 5
 ok $? "mainlog: the members' copies went out through the members router"
@@ -231,6 +232,26 @@ else
     fail "local_part_suffix = +*: the bounce reached bounces/"
     diag "$(tail -n 5 "$MAINLOG")"
 fi
+
+# ------------------------------------------------------ LIST-owner
+mta_swaks "$T/swaks_owner" --from carol@example.net --to "announce-owner@$D" \
+    --header 'Subject: please add me' --body 'owner mail through Exim'
+ok $? "swaks: mail to announce-owner@$D"
+exim_q
+mta_wait_files "$SPOOL/in" 1 10
+entries in
+if [ "${#ENTRIES[@]}" -ge 1 ]; then
+    is "$(entry_field "${ENTRIES[0]}" list) $(entry_field "${ENTRIES[0]}" role)" "announce owner" \
+        "the owner mail is queued with role owner"
+else
+    fail "the owner mail is queued with role owner"
+fi
+mta_process
+mta_deliver
+exim_q
+wait_rcpts_of 'owner mail through Exim' 1
+is "$(sink_rcpts_of 'owner mail through Exim' | tr '\n' ' ')" "owner@example.net " \
+    "mmq forwarded it to the list owner, through Exim"
 
 # ------------------------------------------------------ unknown list
 mta_swaks "$T/swaks3" --from alice@example.org --to "nosuch@$D" \

@@ -28,6 +28,8 @@
 # for a real installation.  Nothing is setuid or setgid.
 set -u
 
+# D and MEMBERS are for the tests
+# shellcheck disable=SC2034
 D=lists.example.org
 MEMBERS=(m1@example.net m2@example.net m3@example.net)
 MTA_PORT=
@@ -39,7 +41,7 @@ mta_init() {
     pl_init
     [ -x "$MMQ_DELIVER" ] || skip_all "$MMQ_DELIVER not built"
     # shellcheck source=t/smtp-sink-lib.sh
-    . "$top_srcdir/t/smtp-sink-lib.sh"
+    . "${top_srcdir:?}/t/smtp-sink-lib.sh"
     [ -x "$SMTP_SINK" ] || skip_all "smtp-sink (Debian package postfix) is not installed"
     if ! getent group mmq >/dev/null; then
         groupadd --system mmq 2>/dev/null || getent group mmq >/dev/null ||
@@ -82,8 +84,9 @@ mta_setup() {
     CONF=$T/mmq.conf
     BIN=$T/bin
     mkdir "$LISTS" "$BIN" || bail_out "mkdir failed"
-    cp "$MMQ_FILTER" "$BIN/mmq-filter" && chmod 755 "$BIN/mmq-filter" ||
+    if ! cp "$MMQ_FILTER" "$BIN/mmq-filter" || ! chmod 755 "$BIN/mmq-filter"; then
         bail_out "cannot copy $MMQ_FILTER"
+    fi
     mta_conf 25
     if ! "$MMQCTL" -c "$CONF" init -u mmq -g mmq >"$T/init.out" 2>&1; then
         diag "$(cat "$T/init.out")"

@@ -187,13 +187,13 @@ is "$(sink_senders "$T/sink" | sort -u)" "announce-bounces@$D" \
     "the envelope sender is announce-bounces@$D"
 hdrs=0
 ndumps=0
-for f in $(grep -l 'first post through Postfix' "$T"/sink/dump.*); do
+while IFS= read -r f; do
     ndumps=$((ndumps + 1))
     sink_message "$f" >"$T/msg"
     case $(pl_hvals "$T/msg" List-Id) in
     "Announcements <announce.$D>" | "\"Announcements\" <announce.$D>") hdrs=$((hdrs + 1)) ;;
     esac
-done
+done < <(grep -l 'first post through Postfix' "$T"/sink/dump.*)
 is "$hdrs" "$ndumps" "every copy carries List-Id: Announcements <announce.$D>"
 mta_wait_grep "$MAILLOG" "to=<m1@example.net>, relay=127.0.0.1.*status=sent" 5
 ok $? "maillog: the members' copies left Postfix through the relayhost"
@@ -214,6 +214,24 @@ else
     fail "recipient_delimiter = +: the bounce reached bounces/"
     diag "$(tail -n 5 "$MAILLOG")"
 fi
+
+# ------------------------------------------------------ LIST-owner
+mta_swaks "$T/swaks_owner" --from carol@example.net --to "announce-owner@$D" \
+    --header 'Subject: please add me' --body 'owner mail through Postfix'
+ok $? "swaks: mail to announce-owner@$D"
+mta_wait_files "$SPOOL/in" 1 10
+entries in
+if [ "${#ENTRIES[@]}" -ge 1 ]; then
+    is "$(entry_field "${ENTRIES[0]}" list) $(entry_field "${ENTRIES[0]}" role)" "announce owner" \
+        "the owner mail is queued with role owner"
+else
+    fail "the owner mail is queued with role owner"
+fi
+mta_process
+mta_deliver
+wait_rcpts_of 'owner mail through Postfix' 1
+is "$(sink_rcpts_of 'owner mail through Postfix' | tr '\n' ' ')" "owner@example.net " \
+    "mmq forwarded it to the list owner, through Postfix"
 
 # ------------------------------------------------------ unknown list
 mta_swaks "$T/swaks3" --from alice@example.org --to "nosuch@$D" \
