@@ -28,6 +28,7 @@
 
 #define LEASE_DIR "lease"
 #define LEASE_FILE_MAX 512
+#define LEASE_GEN_MAX 10000000000ULL /* ten digits */
 
 static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -136,8 +137,7 @@ static void gen_name(char *out, size_t len, const char *stage, unsigned i,
 }
 
 /* "NODE PID START" -> the heartbeat file name of that agent. */
-static int hb_name(char *out, size_t len, const char *stage,
-                   const char *holder)
+static int hb_name(char *out, size_t len, const char *stage, const char *holder)
 {
     char node[64];
     long pid;
@@ -171,8 +171,9 @@ static int write_tmp(struct lease_set *ls, const char *tmp, const char *text,
                      int sync)
 {
     size_t len = strlen(text);
-    int fd = openat(ls->dfd, tmp,
-                    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
+    int fd =
+        openat(ls->dfd, tmp,
+               O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
 
     if (fd < 0)
         return -1;
@@ -280,14 +281,15 @@ static int scan_gens(int dfd, const char *stage, unsigned n, uint64_t *gen,
             strlen(de->d_name + sl + 1) > 40 ||
             sscanf(de->d_name + sl + 1, "%u.%" SCNu64 "%c", &i, &g, &tail) !=
                 2 ||
-            i >= n)
-            continue;
+            i >= n || g >= LEASE_GEN_MAX)
+            continue; /* not a generation of ours (or absurd) */
         if (g > gen[i])
             gen[i] = g;
     }
     closedir(d);
     for (unsigned i = 0; i < n; i++)
-        while (gen_exists(dfd, stage, i, gen[i] + 1))
+        while (gen[i] + 1 < LEASE_GEN_MAX &&
+               gen_exists(dfd, stage, i, gen[i] + 1))
             gen[i]++;
     return 0;
 }
@@ -390,8 +392,7 @@ static void drop(struct lease_set *ls, unsigned i)
 static int owner_wants(struct lease_set *ls, unsigned i)
 {
     struct lease_slice *s = &ls->s[i];
-    const struct mmq_node *owner =
-        config_slice_owner(ls->cfg, ls->stage, i);
+    const struct mmq_node *owner = config_slice_owner(ls->cfg, ls->stage, i);
     char name[128], buf[LEASE_FILE_MAX], holder[160], hb[200], node[64];
     long long seq;
 
@@ -449,9 +450,8 @@ static void clear_want(struct lease_set *ls, unsigned i)
 }
 
 /* A slice we hold: renew, or notice we lost it, or hand it back. */
-static void tend_mine(struct lease_set *ls, unsigned i, uint64_t top,
-                      double t0, int renewed, int (*busy)(void *, unsigned),
-                      void *arg)
+static void tend_mine(struct lease_set *ls, unsigned i, uint64_t top, double t0,
+                      int renewed, int (*busy)(void *, unsigned), void *arg)
 {
     struct lease_slice *s = &ls->s[i];
     struct gen_info g;
@@ -477,8 +477,8 @@ static void tend_mine(struct lease_set *ls, unsigned i, uint64_t top,
         s->valid_until = t0 + ls->cfg->lease_time;
     if (!s->handing_back && owner_wants(ls, i)) {
         s->handing_back = 1;
-        log_info("lease %s %u: its owner is back; handing it back",
-                 ls->stage, i);
+        log_info("lease %s %u: its owner is back; handing it back", ls->stage,
+                 i);
     }
     if (s->handing_back && !(busy && busy(arg, i))) {
         if (make_gen(ls, i, s->gen + 1, 1, err, sizeof(err)) == 0) {
@@ -501,8 +501,8 @@ static double patience(const struct lease_set *ls, unsigned i,
 
 /* A slice someone else holds (or nobody): observe, and take it when the
  * holder has been silent long enough. */
-static int tend_other(struct lease_set *ls, unsigned i, uint64_t top,
-                      double t0, char *err, size_t errlen)
+static int tend_other(struct lease_set *ls, unsigned i, uint64_t top, double t0,
+                      char *err, size_t errlen)
 {
     struct lease_slice *s = &ls->s[i];
     struct gen_info g = {"", "", 0, 0};
@@ -515,8 +515,8 @@ static int tend_other(struct lease_set *ls, unsigned i, uint64_t top,
         seq = -1;
         if (g.free)
             seq = -3;
-        else if (g.readable && hb_name(hb, sizeof(hb), ls->stage, g.holder) ==
-                                   0) {
+        else if (g.readable &&
+                 hb_name(hb, sizeof(hb), ls->stage, g.holder) == 0) {
             long pid;
             unsigned long long start;
             seq = hb_seq(ls->dfd, hb, NULL);
@@ -563,8 +563,8 @@ static int tend_other(struct lease_set *ls, unsigned i, uint64_t top,
     s->obs_set = 0;
     if (s->role == LEASE_ROLE_OWN)
         clear_want(ls, i);
-    log_info("lease %s %u: acquired generation %" PRIu64 " (%s)", ls->stage,
-             i, s->gen,
+    log_info("lease %s %u: acquired generation %" PRIu64 " (%s)", ls->stage, i,
+             s->gen,
              top == 0    ? "first lease"
              : g.free    ? "released by its holder"
              : dead_here ? "its holder on this node is gone or lapsed"
@@ -615,9 +615,8 @@ int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
             gained->on[i] = 1;
             ngained++;
         }
-        ls->shared[i] = ls->s[i].mine && !ls->s[i].handing_back
-                            ? ls->s[i].valid_until
-                            : 0;
+        ls->shared[i] =
+            ls->s[i].mine && !ls->s[i].handing_back ? ls->s[i].valid_until : 0;
     }
     free(top);
     log_debug("lease %s: lease round %.2f ms", ls->stage,
@@ -685,8 +684,9 @@ int lease_info(struct spool *sp, const char *stage, struct lease_info *li,
 
     memset(li, 0, n * sizeof(*li));
     if (dfd < 0)
-        return errno == ENOENT ? 0 : fail(err, errlen, errno, "%s/lease: %s",
-                                          sp->path, strerror(errno));
+        return errno == ENOENT ? 0
+                               : fail(err, errlen, errno, "%s/lease: %s",
+                                      sp->path, strerror(errno));
     if (!(top = calloc(n, sizeof(*top)))) {
         close(dfd);
         return fail(err, errlen, ENOMEM, "out of memory");

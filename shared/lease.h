@@ -52,8 +52,8 @@
 #ifndef MMQ_LEASE_H
 #define MMQ_LEASE_H
 
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "queue.h"
