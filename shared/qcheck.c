@@ -101,8 +101,8 @@ static void check_file_stat(struct ctx *x, const char *rel,
 {
     if (!S_ISREG(st->st_mode))
         say(x, QC_PROBLEM, "%s: not a regular file", rel);
-    else if (st->st_mode & 0007)
-        say(x, QC_PROBLEM, "%s: mode %04o: accessible to others", rel,
+    else if (st->st_mode & S_IWOTH)
+        say(x, QC_PROBLEM, "%s: mode %04o: world-writable", rel,
             (unsigned)(st->st_mode & 07777));
     if (!owner_ok(x, st->st_uid))
         say(x, QC_PROBLEM, "%s: owned by uid %ld, not by the spool owner", rel,

@@ -11,7 +11,7 @@
  *  - the directories: present, not symlinks, mode 2770, owned by us or
  *    spool_user, in the spool directory's group;
  *  - the files of the queues: names (mmq-spool(5) ENTRY NAMES), in the
- *    right bucket, regular, not world-accessible, owned by us or
+ *    right bucket, regular, not world-writable, owned by us or
  *    spool_user; origins of hold/ and bad/ entries; envelopes readable;
  *  - claims: of this node, whether the process still runs (dead: run
  *    "mmqctl recover"); of other nodes, a note;
