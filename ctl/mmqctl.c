@@ -227,17 +227,38 @@ static void parse_opts(int argc, char **argv, const int *allowed,
         if (!ok)
             usage();
         switch (c) {
-        case OPT_JSON: o->json = 1; break;
-        case OPT_LIST: o->list = optarg; break;
-        case OPT_SLICE: o->slice = optarg; break;
-        case OPT_ALL: o->all = 1; break;
-        case OPT_QUEUE: o->queue = optarg; break;
-        case OPT_ENVELOPE: o->parts |= 1; break;
-        case OPT_HEADERS: o->parts |= 2; break;
-        case OPT_BODY: o->parts |= 4; break;
-        case OPT_NO_AGENTS: o->no_agents = 1; break;
-        case 'y': o->yes = 1; break;
-        default: usage();
+        case OPT_JSON:
+            o->json = 1;
+            break;
+        case OPT_LIST:
+            o->list = optarg;
+            break;
+        case OPT_SLICE:
+            o->slice = optarg;
+            break;
+        case OPT_ALL:
+            o->all = 1;
+            break;
+        case OPT_QUEUE:
+            o->queue = optarg;
+            break;
+        case OPT_ENVELOPE:
+            o->parts |= 1;
+            break;
+        case OPT_HEADERS:
+            o->parts |= 2;
+            break;
+        case OPT_BODY:
+            o->parts |= 4;
+            break;
+        case OPT_NO_AGENTS:
+            o->no_agents = 1;
+            break;
+        case 'y':
+            o->yes = 1;
+            break;
+        default:
+            usage();
         }
     }
     o->args = argv + optind;
@@ -250,8 +271,10 @@ static void check_queue_names(char **names, int n)
 
     for (i = 0; i < n; i++)
         if (!queue_valid(names[i]))
-            log_fatal(EX_USAGE, "unknown queue \"%s\" (one of in, bounces, "
-                      "out, deferred, hold, bad)", names[i]);
+            log_fatal(EX_USAGE,
+                      "unknown queue \"%s\" (one of in, bounces, "
+                      "out, deferred, hold, bad)",
+                      names[i]);
 }
 
 static int queue_wanted(char **names, int n, const char *q)
@@ -471,8 +494,8 @@ static off_t header_len(int fd, off_t off, off_t len)
     int prev_nl = 1; /* a message that starts with an empty line */
 
     while (done < len) {
-        size_t want =
-            len - done > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)(len - done);
+        size_t want = len - done > (off_t)sizeof(buf) ? sizeof(buf)
+                                                      : (size_t)(len - done);
         ssize_t n = pread(fd, buf, want, off + done), k;
 
         if (n <= 0)
@@ -528,8 +551,7 @@ static int cmd_show(struct ctl *x, int argc, char **argv)
 
 /* -------------------------------------------------------------- actions */
 
-typedef int (*action_fn)(struct spool *, const struct qentry *, char *,
-                         size_t);
+typedef int (*action_fn)(struct spool *, const struct qentry *, char *, size_t);
 
 struct action {
     const char *verb; /* "hold" */
@@ -570,8 +592,7 @@ static int act_on(struct ctl *x, const struct action *a, size_t i,
     return rc;
 }
 
-static void act_on_ids(struct ctl *x, const struct action *a, char **ids,
-                       int n)
+static void act_on_ids(struct ctl *x, const struct action *a, char **ids, int n)
 {
     long i;
     int k;
@@ -633,8 +654,7 @@ static void act_on_all(struct ctl *x, const struct action *a, const size_t *sel,
     }
     printf("%s: %zu entr%s, %zu busy or gone\n", a->done, ok,
            ok == 1 ? "y" : "ies", busy);
-    log_info("%s %zu entries by mmqctl (uid %ld)", a->done, ok,
-             (long)getuid());
+    log_info("%s %zu entries by mmqctl (uid %ld)", a->done, ok, (long)getuid());
 }
 
 static size_t *alloc_sel(const struct ctl *x)
@@ -708,7 +728,7 @@ static int confirmed(size_t n)
 
     if (!isatty(STDIN_FILENO))
         log_fatal(EX_USAGE, "delete: standard input is not a terminal: "
-                  "refusing to delete without -y");
+                            "refusing to delete without -y");
     fprintf(stderr, "delete %zu entr%s? [y/N] ", n, n == 1 ? "y" : "ies");
     if (!fgets(line, sizeof(line), stdin))
         return 0;

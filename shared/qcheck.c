@@ -66,11 +66,13 @@ static int check_dir(struct ctx *x, const char *rel)
         return -1;
     }
     if ((st.st_mode & 07777) != (S_ISGID | 0770))
-        say(x, QC_PROBLEM, "%s/: mode %04o, want 2770 (repair with: mmqctl "
-            "init)", rel, (unsigned)(st.st_mode & 07777));
+        say(x, QC_PROBLEM,
+            "%s/: mode %04o, want 2770 (repair with: mmqctl "
+            "init)",
+            rel, (unsigned)(st.st_mode & 07777));
     if (!owner_ok(x, st.st_uid))
-        say(x, QC_PROBLEM, "%s/: owned by uid %ld, not by the spool owner",
-            rel, (long)st.st_uid);
+        say(x, QC_PROBLEM, "%s/: owned by uid %ld, not by the spool owner", rel,
+            (long)st.st_uid);
     if (st.st_gid != x->gid)
         say(x, QC_PROBLEM, "%s/: group %ld, not the spool's group %ld", rel,
             (long)st.st_gid, (long)x->gid);
@@ -79,8 +81,8 @@ static int check_dir(struct ctx *x, const char *rel)
 
 static DIR *open_dir(struct ctx *x, const char *rel)
 {
-    int fd = openat(x->sp->fd, rel,
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd =
+        openat(x->sp->fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     DIR *d;
 
     if (fd < 0) {
@@ -112,11 +114,15 @@ static void check_file_stat(struct ctx *x, const char *rel,
 static void check_claim(struct ctx *x, const char *rel, const struct qname *qn)
 {
     if (strcmp(qn->node, x->sp->cfg->node) != 0)
-        say(x, QC_NOTE, "%s: claimed by process %ld of node %s (only that "
-            "node can tell whether it runs)", rel, (long)qn->pid, qn->node);
+        say(x, QC_NOTE,
+            "%s: claimed by process %ld of node %s (only that "
+            "node can tell whether it runs)",
+            rel, (long)qn->pid, qn->node);
     else if (!proc_alive(qn->pid, qn->start))
-        say(x, QC_PROBLEM, "%s: claimed by process %ld, which no longer "
-            "runs (restore with: mmqctl recover)", rel, (long)qn->pid);
+        say(x, QC_PROBLEM,
+            "%s: claimed by process %ld, which no longer "
+            "runs (restore with: mmqctl recover)",
+            rel, (long)qn->pid);
 }
 
 static void check_envelope(struct ctx *x, const char *rel)
@@ -124,8 +130,8 @@ static void check_envelope(struct ctx *x, const char *rel)
     char why[QUEUE_ERR_MAX];
     struct envelope env;
     off_t off;
-    int fd = openat(x->sp->fd, rel,
-                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd =
+        openat(x->sp->fd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
     if (fd < 0) {
         if (errno != ENOENT) /* ENOENT: claimed or finished meanwhile */
@@ -151,13 +157,17 @@ static void check_entry(struct ctx *x, const char *queue, const char *bucket,
         return; /* renamed meanwhile */
     check_file_stat(x, rel, &st);
     if (qname_parse(fname, &qn) != 0) {
-        say(x, QC_PROBLEM, "%s: not an entry name (ignored by every "
-            "program)", rel);
+        say(x, QC_PROBLEM,
+            "%s: not an entry name (ignored by every "
+            "program)",
+            rel);
         return;
     }
     if (strncmp(qn.hash, bucket, 2) != 0)
-        say(x, QC_PROBLEM, "%s: in the wrong bucket (ignored by every "
-            "program)", rel);
+        say(x, QC_PROBLEM,
+            "%s: in the wrong bucket (ignored by every "
+            "program)",
+            rel);
     if ((strcmp(queue, "hold") == 0 || strcmp(queue, "bad") == 0) !=
         (qn.origin[0] != 0))
         say(x, QC_PROBLEM, "%s: %s", rel,
@@ -203,8 +213,10 @@ static void check_queue(struct ctx *x, const char *queue)
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         if (!is_bucket_name(de->d_name)) {
-            say(x, QC_PROBLEM, "%s/%s: not a bucket (ignored by every "
-                "program)", queue, de->d_name);
+            say(x, QC_PROBLEM,
+                "%s/%s: not a bucket (ignored by every "
+                "program)",
+                queue, de->d_name);
             continue;
         }
         b = (unsigned)strtoul(de->d_name, NULL, 16);
@@ -237,18 +249,22 @@ static void check_tmp_file(struct ctx *x, const char *name)
         return; /* committed or removed meanwhile */
     check_file_stat(x, rel, &st);
     if (sscanf(name, "%*d.%*d#%63[^#]#%ld#%llu#%*u%n", node, &pid, &start,
-               &n) != 3 || n == 0 || name[n] != 0) {
+               &n) != 3 ||
+        n == 0 || name[n] != 0) {
         say(x, QC_PROBLEM, "%s: not a temporary file name", rel);
         return;
     }
     if (x->now - st.st_mtime > x->sp->cfg->tmp_max_age)
-        say(x, QC_PROBLEM, "%s: orphaned temporary file, not modified for "
-            "%lld s (remove with: mmqctl recover)", rel,
-            (long long)(x->now - st.st_mtime));
+        say(x, QC_PROBLEM,
+            "%s: orphaned temporary file, not modified for "
+            "%lld s (remove with: mmqctl recover)",
+            rel, (long long)(x->now - st.st_mtime));
     else if (strcmp(node, x->sp->cfg->node) == 0 &&
              !proc_alive((pid_t)pid, start))
-        say(x, QC_PROBLEM, "%s: orphaned temporary file of process %ld, "
-            "which no longer runs (remove with: mmqctl recover)", rel, pid);
+        say(x, QC_PROBLEM,
+            "%s: orphaned temporary file of process %ld, "
+            "which no longer runs (remove with: mmqctl recover)",
+            rel, pid);
 }
 
 static void check_tmp(struct ctx *x)
@@ -301,11 +317,11 @@ static int slice_foreign(struct ctx *x, const char *stage, unsigned i)
         size_t n = strlen(de->d_name), s = strlen(suffix);
         const char *node = de->d_name + strlen(prefix);
 
-        found = strncmp(de->d_name, prefix, strlen(prefix)) == 0 && n > s &&
-                strcmp(de->d_name + n - s, suffix) == 0 &&
-                !(strncmp(node, x->sp->cfg->node, strlen(x->sp->cfg->node)) ==
-                      0 &&
-                  node + strlen(x->sp->cfg->node) == de->d_name + n - s);
+        found =
+            strncmp(de->d_name, prefix, strlen(prefix)) == 0 && n > s &&
+            strcmp(de->d_name + n - s, suffix) == 0 &&
+            !(strncmp(node, x->sp->cfg->node, strlen(x->sp->cfg->node)) == 0 &&
+              node + strlen(x->sp->cfg->node) == de->d_name + n - s);
     }
     closedir(d);
     return found;
@@ -324,12 +340,15 @@ static void check_stage_slices(struct ctx *x, const char *stage,
     }
     for (i = 0; i < n; i++) {
         if (set.on[i] && !slice_locked(x, stage, i))
-            say(x, QC_PROBLEM, "slice %u of %u: no mmq-%s runs for it on "
-                "this node (%s)", i, n, stage, x->sp->cfg->node);
+            say(x, QC_PROBLEM,
+                "slice %u of %u: no mmq-%s runs for it on "
+                "this node (%s)",
+                i, n, stage, x->sp->cfg->node);
         else if (!set.on[i] && !slice_foreign(x, stage, i))
-            say(x, QC_PROBLEM, "slice %u of %u: not served by mmq-%s on "
-                "this node, and no other node has ever locked it", i, n,
-                stage);
+            say(x, QC_PROBLEM,
+                "slice %u of %u: not served by mmq-%s on "
+                "this node, and no other node has ever locked it",
+                i, n, stage);
     }
     slice_set_free(&set);
 }

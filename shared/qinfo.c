@@ -72,8 +72,8 @@ static int wanted_queue(const char *const *queues, const char *q)
 }
 
 int qentries_scan(struct spool *sp, const char *const *queues,
-                  const struct slice_set *set, struct qentries *out,
-                  char *err, size_t errlen)
+                  const struct slice_set *set, struct qentries *out, char *err,
+                  size_t errlen)
 {
     struct qlist l = {NULL, 0, 0};
     size_t i;
@@ -181,8 +181,8 @@ void qentry_fname(const struct qentry *e, char *out, size_t outlen)
 
     if (qn->kind == QN_CLAIMED)
         snprintf(out, outlen, "%s%s%s#%s#%ld#%llu", qn->name,
-                 qn->origin[0] ? "@" : "", qn->origin, qn->node,
-                 (long)qn->pid, qn->start);
+                 qn->origin[0] ? "@" : "", qn->origin, qn->node, (long)qn->pid,
+                 qn->start);
     else
         snprintf(out, outlen, "%s%s%s", qn->name, qn->origin[0] ? "@" : "",
                  qn->origin);
@@ -216,8 +216,8 @@ int qentry_read(struct spool *sp, const struct qentry *e, struct envelope *env,
         close(fd);
         return qi_fail(err, errlen, e2, "not a regular file");
     }
-    if (envelope_read(fd, env, body_off ? body_off : &off, why,
-                      sizeof(why)) != 0) {
+    if (envelope_read(fd, env, body_off ? body_off : &off, why, sizeof(why)) !=
+        0) {
         close(fd);
         return qi_fail(err, errlen, EINVAL, "%s", why);
     }
@@ -281,8 +281,10 @@ int qact_hold(struct spool *sp, const struct qentry *e, char *err,
     int rc;
 
     if (!is_one_of(e->queue, active_queues)) {
-        qi_fail(err, errlen, EINVAL, "in %s/: only entries of in/, "
-                "bounces/, out/ and deferred/ can be held", e->queue);
+        qi_fail(err, errlen, EINVAL,
+                "in %s/: only entries of in/, "
+                "bounces/, out/ and deferred/ can be held",
+                e->queue);
         return QA_WRONG;
     }
     if ((rc = claim_entry(sp, e, &c, err, errlen)) != QA_OK)
@@ -310,8 +312,10 @@ int qact_release(struct spool *sp, const struct qentry *e, char *err,
         return QA_WRONG;
     }
     if (!is_one_of(e->qn.origin, active_queues)) {
-        qi_fail(err, errlen, EINVAL, "held from \"%s\": no queue to release "
-                "it to", e->qn.origin);
+        qi_fail(err, errlen, EINVAL,
+                "held from \"%s\": no queue to release "
+                "it to",
+                e->qn.origin);
         return QA_WRONG;
     }
     if ((rc = claim_entry(sp, e, &c, err, errlen)) != QA_OK)
@@ -418,8 +422,8 @@ int qact_requeue(struct spool *sp, const struct qentry *e, char *err,
 /* ------------------------------------------------------------ age shape */
 
 static const char *const qshape_labels[QSHAPE_BUCKETS] = {
-    "5m", "10m", "20m", "40m", "80m", "160m", "320m", "640m", "1280m",
-    "1280m+"};
+    "5m",   "10m",  "20m",  "40m",   "80m",
+    "160m", "320m", "640m", "1280m", "1280m+"};
 
 unsigned qshape_bucket(int64_t age)
 {

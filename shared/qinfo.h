@@ -54,8 +54,8 @@ struct qentries {
  * sorted by name.  out is replaced.
  */
 int qentries_scan(struct spool *sp, const char *const *queues,
-                  const struct slice_set *set, struct qentries *out,
-                  char *err, size_t errlen);
+                  const struct slice_set *set, struct qentries *out, char *err,
+                  size_t errlen);
 void qentries_free(struct qentries *l);
 
 /* Length of the short ID of entry i of l (sorted): at least QID_MIN. */
@@ -89,10 +89,10 @@ int qentry_read(struct spool *sp, const struct qentry *e, struct envelope *env,
 
 enum qact_rc {
     QA_OK = 0,
-    QA_BUSY = 1,     /* claimed by someone else, or gone: not touched */
-    QA_WRONG = 2,    /* not in a queue this action applies to (err says) */
-    QA_NOTHING = 3,  /* nothing to do (e.g. retry of an entry already due) */
-    QA_ERROR = -1    /* failed; the entry is given back when possible */
+    QA_BUSY = 1,    /* claimed by someone else, or gone: not touched */
+    QA_WRONG = 2,   /* not in a queue this action applies to (err says) */
+    QA_NOTHING = 3, /* nothing to do (e.g. retry of an entry already due) */
+    QA_ERROR = -1   /* failed; the entry is given back when possible */
 };
 
 /* in/, bounces/, out/, deferred/ -> hold/BB/NAME@QUEUE; mtime = now. */

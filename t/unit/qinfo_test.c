@@ -63,8 +63,7 @@ static void test_ids(void)
        "find: malformed ID refused");
     ok(qentries_find(&l, "../etc/passwd", &first, &count) < 0,
        "find: a path refused");
-    ok(qentries_find(&l, N1 "0", &first, &count) < 0,
-       "find: too long refused");
+    ok(qentries_find(&l, N1 "0", &first, &count) < 0, "find: too long refused");
     qentries_free(&l);
 }
 
