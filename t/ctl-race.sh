@@ -12,8 +12,9 @@
 # Busy (75) and briefly not found (66, an entry between two queues while
 # the scan ran) are retried; every other outcome is what mmqctl reported.
 # Phase 2: the agent restarts against smtp-sink and, while it delivers,
-# group 3 entries with i % 8 == 3 are held (each may be held or already
-# taken by the agent: mmqctl says which), and half of group 0 is released.
+# group 3 entries with i % 8 == 3 are held and those with i % 8 == 7
+# deleted (each may be held or deleted, or already taken by the agent:
+# mmqctl says which), and half of group 0 is released.
 #
 # Afterwards, for every entry: held (by mmqctl's word, and in hold/) =>
 # none of its recipients reached the sink; deleted => none reached it and
@@ -71,6 +72,7 @@ racer() { # racer GROUP OUTCOMES_FILE
             ;;
         3)
             "$MMQCTL" -c "$CONF" retry "${E[i]}" >/dev/null 2>&1 </dev/null
+            printf '%s retried %s\n' "${E[i]}" "$?" >>"$out"
             "$MMQCTL" -c "$CONF" retry --all >/dev/null 2>&1 </dev/null
             ;;
         esac
@@ -97,15 +99,23 @@ is "$(awk '$2 == "hold" && $3 != 0' "$W/outcomes" | wc -l)" 0 "phase 1: every ho
 is "$(awk '$2 == "delete" && $3 != 0' "$W/outcomes" | wc -l)" 0 "phase 1: every delete succeeded"
 is "$(awk '$2 == "release" && $3 != 0' "$W/outcomes" | wc -l)" 0 "phase 1: every release succeeded"
 is "$(sink_count_rcpts "$T/sink")" 0 "phase 1: nothing delivered (no relay)"
+diag "phase 1 retries: $(awk '$2 == "retried" { print $3 }' "$W/outcomes" | sort | uniq -c | tr '\n' ' ')"
+bad=$(awk '$2 == "retried" && $3 != 0 && $3 != 75 && $3 != 66 && $3 != 65' "$W/outcomes")
+is "$bad" "" "phase 1: a retry succeeds or reports busy, gone or not deferred"
 
 # ------------------------------------------------------------- phase 2
 conf_for "$SINKP"
 dl_agent_start "$W/agent2.log"
 : >"$W/outcomes2"
 (
-    for ((i = 3; i < N; i += 8)); do
-        "$MMQCTL" -c "$CONF" hold "${E[i]}" >/dev/null 2>>"$W/ctl.err" </dev/null
-        printf '%s hold %s\n' "${E[i]}" "$?" >>"$W/outcomes2"
+    for ((i = 3; i < N; i += 4)); do
+        if ((i % 8 == 3)); then
+            "$MMQCTL" -c "$CONF" hold "${E[i]}" >/dev/null 2>>"$W/ctl.err" </dev/null
+            printf '%s hold %s\n' "${E[i]}" "$?" >>"$W/outcomes2"
+        else
+            "$MMQCTL" -c "$CONF" delete -y "${E[i]}" >/dev/null 2>>"$W/ctl.err" </dev/null
+            printf '%s delete %s\n' "${E[i]}" "$?" >>"$W/outcomes2"
+        fi
     done
 ) &
 hp=$!
@@ -125,9 +135,10 @@ check "phase 2: the agent empties out/ and deferred/" settle
 dl_kill TERM "$AGENT_PID"
 dl_wait_exit "$AGENT_PID" 30 || { dl_kill KILL "$AGENT_PID"; wait "$AGENT_PID"; }
 is "$(awk '$2 == "release" && $3 != 0' "$W/outcomes2" | wc -l)" 0 "phase 2: every release succeeded"
-bad=$(awk '$2 == "hold" && $3 != 0 && $3 != 75 && $3 != 66 && $3 != 65' "$W/outcomes2")
-is "$bad" "" "phase 2: a hold either succeeds or reports busy, gone or not deferred"
+bad=$(awk '($2 == "hold" || $2 == "delete") && $3 != 0 && $3 != 75 && $3 != 66' "$W/outcomes2")
+is "$bad" "" "phase 2: a hold or delete either succeeds or reports busy or gone"
 diag "phase 2 holds: $(awk '$2 == "hold" { print $3 }' "$W/outcomes2" | sort | uniq -c | tr '\n' ' ')"
+diag "phase 2 deletes: $(awk '$2 == "delete" { print $3 }' "$W/outcomes2" | sort | uniq -c | tr '\n' ' ')"
 
 # ------------------------------------------------------------ verdict
 sink_rcpts "$T/sink" >"$W/delivered"
