@@ -200,6 +200,15 @@ mv "$F#testnode#$LIVE#$start" "$F"
 ctl delete "$B"
 is "$RC" 64 "delete without -y, stdin not a terminal: exit 64"
 check "delete without -y: nothing deleted" test -f "$F"
+if command -v script >/dev/null 2>&1; then
+    echo n | script -qec "$(printf '%q ' "$MMQCTL" -c "$CONF" delete "$B")" /dev/null >"$W/tty.out" 2>&1
+    rc=$?
+    is "$rc" 1 "delete on a terminal, answered n: exit 1"
+    check "delete on a terminal: the prompt" grep -q 'delete 1 entry? \[y/N\]' "$W/tty.out"
+    check "delete on a terminal, answered n: nothing deleted" test -f "$F"
+else
+    skip "script(1) not installed" 3
+fi
 ctl delete -y "$B" "nonexistent0"
 is "$RC" 64 "delete with one bad ID: exit 64 (malformed)"
 check "delete with one bad ID: nothing deleted" test -f "$F"
@@ -324,6 +333,7 @@ if [ -x "${MMQ_PROCESS:-}" ] && command -v timeout >/dev/null 2>&1; then
     check "moderation: the post is held as hold/BB/NAME@in" test -f "$(path_of hold "$P@in")"
     ctl queue hold
     case $OUT in *"hold@in"*"dev/post <stranger@example.net>"*) pass "moderation: queue shows the held post" ;; *) fail "moderation: queue shows the held post"; diag "$OUT" ;; esac
+    touch -d '-1 hour' "$(path_of hold "$P@in")"
     ctl release "${P:0:24}"
     is "$RC" 0 "moderation: release exits 0"
     check "moderation: released to in/" test -f "$(path_of in "$P")"
@@ -333,8 +343,10 @@ if [ -x "${MMQ_PROCESS:-}" ] && command -v timeout >/dev/null 2>&1; then
     is "${#OUTS[@]}:$(pl_rcpts "${OUTS[@]}" | sort | tr '\n' ' ')" "1:alice@example.org bob@example.net " \
         "moderation: mmq-process expands the released post to the members"
     is "$(count_files "$SPOOL/hold"):$(count_files "$SPOOL/in")" "0:0" "moderation: nothing left held or in in/"
+    held=$(entry_field "${OUTS[0]}" held)
+    check "moderation: the out/ entry inherits the hour held ($held)" test "${held:-0}" -ge 3599 -a "${held:-0}" -le 3700
 else
-    skip "mmq-process not built" 7
+    skip "mmq-process not built" 8
 fi
 
 done_testing
