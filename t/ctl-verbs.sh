@@ -274,8 +274,11 @@ for s in $(seq 0 15); do
         at_exit kill $!
     done
 done
-sleep 0.5
-ctl check
+for ((i = 0; i < 100; i++)); do # until every flock(1) holds its lock
+    ctl check
+    [ "$RC" -eq 0 ] && break
+    sleep 0.1
+done
 is "$RC:$OUT" "0:spool OK" "check: every slice locked by a runner: spool OK"
 sleep 0 &
 DEAD=$!
