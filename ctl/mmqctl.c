@@ -323,6 +323,14 @@ static long resolve(struct ctl *x, const char *id)
 
 /* ---------------------------------------------------------------- queue */
 
+/* "QUEUE" or "QUEUE@ORIGIN" */
+static const char *where_of(const struct qentry *e, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s%s%s", e->queue, e->qn.origin[0] ? "@" : "",
+             e->qn.origin);
+    return out;
+}
+
 static void print_entry_text(const struct ctl *x, size_t i, int width,
                              const struct envelope *env, const struct stat *st)
 {
@@ -331,8 +339,7 @@ static void print_entry_text(const struct ctl *x, size_t i, int width,
 
     short_id(x, i, sid, sizeof(sid));
     fmt_time(when, sizeof(when), e->qn.sec);
-    snprintf(where, sizeof(where), "%s%s%s", e->queue,
-             e->qn.origin[0] ? "@" : "", e->qn.origin);
+    where_of(e, where, sizeof(where));
     if (strcmp(e->queue, "deferred") == 0)
         fmt_time(next, sizeof(next), (int64_t)st->st_mtime);
     else
@@ -396,6 +403,42 @@ static void print_entry_json(const struct ctl *x, size_t i,
            env->approved ? "true" : "false");
 }
 
+/* List entry i if it is of o->list (when given): 1 if listed, with its
+ * size added to *bytes. */
+static int queue_one(struct ctl *x, size_t i, const struct opts *o, int width,
+                     long long *bytes)
+{
+    const struct qentry *e = &x->all.v[i];
+    char err[QUEUE_ERR_MAX], sid[QNAME_LEN + 1], where[32];
+    struct envelope env;
+    struct stat st;
+    int rc = qentry_read(&x->sp, e, &env, NULL, &st, NULL, err, sizeof(err));
+
+    if (rc == 1)
+        snprintf(err, sizeof(err), "busy or gone");
+    if (rc != 0 && o->list)
+        return 0;
+    if (rc == 0 && o->list && strcmp(env.list, o->list) != 0) {
+        envelope_free(&env);
+        return 0;
+    }
+    if (rc != 0 && o->json) {
+        print_entry_json(x, i, NULL, NULL, err);
+    } else if (rc != 0) {
+        short_id(x, i, sid, sizeof(sid));
+        printf("%-*s %-12s (unreadable: %s)\n", width, sid,
+               where_of(e, where, sizeof(where)), err);
+    } else {
+        *bytes += env.size;
+        if (o->json)
+            print_entry_json(x, i, &env, &st, NULL);
+        else
+            print_entry_text(x, i, width, &env, &st);
+        envelope_free(&env);
+    }
+    return 1;
+}
+
 static int cmd_queue(struct ctl *x, int argc, char **argv)
 {
     static const int allowed[] = {OPT_JSON, OPT_LIST, OPT_SLICE, 0};
@@ -412,44 +455,13 @@ static int cmd_queue(struct ctl *x, int argc, char **argv)
                                    sizeof(err)) != 0)
         log_fatal(EX_USAGE, "--slice %s: %s", o.slice, err);
     scan_spool(x);
-    for (i = 0; i < x->all.n; i++) {
-        size_t n = qentries_short_len(&x->all, i);
-        width = (int)n > width ? (int)n : width;
-    }
-    for (i = 0; i < x->all.n; i++) {
-        const struct qentry *e = &x->all.v[i];
-        struct envelope env;
-        struct stat st;
-        int rc;
-
-        if (!queue_wanted(o.args, o.nargs, e->queue) ||
-            (o.slice && !slice_set_has(&set, e->qn.key)))
-            continue;
-        rc = qentry_read(&x->sp, e, &env, NULL, &st, NULL, err, sizeof(err));
-        if (rc == 1)
-            snprintf(err, sizeof(err), "busy or gone");
-        if (rc != 0 && o.list)
-            continue;
-        if (rc == 0 && o.list && strcmp(env.list, o.list) != 0) {
-            envelope_free(&env);
-            continue;
-        }
-        total++;
-        if (rc != 0 && o.json) {
-            print_entry_json(x, i, NULL, NULL, err);
-        } else if (rc != 0) {
-            char sid[QNAME_LEN + 1];
-            short_id(x, i, sid, sizeof(sid));
-            printf("%-*s %-12s (unreadable: %s)\n", width, sid, e->queue, err);
-        } else {
-            bytes += env.size;
-            if (o.json)
-                print_entry_json(x, i, &env, &st, NULL);
-            else
-                print_entry_text(x, i, width, &env, &st);
-            envelope_free(&env);
-        }
-    }
+    for (i = 0; i < x->all.n; i++)
+        if ((int)qentries_short_len(&x->all, i) > width)
+            width = (int)qentries_short_len(&x->all, i);
+    for (i = 0; i < x->all.n; i++)
+        if (queue_wanted(o.args, o.nargs, x->all.v[i].queue) &&
+            (!o.slice || slice_set_has(&set, x->all.v[i].qn.key)))
+            total += (size_t)queue_one(x, i, &o, width, &bytes);
     if (o.slice)
         slice_set_free(&set);
     if (o.json)

@@ -381,6 +381,11 @@ int qact_delete(struct spool *sp, const struct qentry *e, char *err,
         return rc;
     if (queue_done(&c, err, errlen) != 0)
         return QA_ERROR;
+    /* A post the list stage had begun to expand (its "expanded" mark)
+     * leaves staged out/ entries nobody will publish now: remove them.
+     * Only the claimer of the post publishes, and the post is gone. */
+    if (strcmp(e->queue, "in") == 0 || strcmp(e->qn.origin, "in") == 0)
+        (void)spool_unstage(sp, e->qn.name, NULL, 0);
     return QA_OK;
 }
 

@@ -108,7 +108,8 @@ int qact_release(struct spool *sp, const struct qentry *e, char *err,
 /* deferred/ -> out/ with next-attempt now (QA_NOTHING for out/). */
 int qact_retry(struct spool *sp, const struct qentry *e, char *err,
                size_t errlen);
-/* Remove the entry durably, from any queue. */
+/* Remove the entry durably, from any queue (and, for a post of in/, what
+ * the list stage had staged for it in stage/). */
 int qact_delete(struct spool *sp, const struct qentry *e, char *err,
                 size_t errlen);
 /* bad/BB/NAME@ORIGIN -> ORIGIN with recoveries 0 (readable entries only). */

@@ -215,6 +215,12 @@ check "delete with one bad ID: nothing deleted" test -f "$F"
 ctl delete -y "$B"
 is "$RC" 0 "delete -y: exit 0"
 check "delete -y: the entry is gone" test ! -e "$F"
+mkentry in announce erin@example.org
+I=$NEW
+printf 'staged\n' >"$SPOOL/stage/$I.0"
+ctl delete -y "$I"
+is "$RC" 0 "delete of an in/ post: exit 0"
+check "delete of an in/ post: what the list stage staged for it is removed" test ! -e "$SPOOL/stage/$I.0"
 ctl delete -y --all --queue out --list dev
 is "$RC:$OUT" "0:deleted: 1 entry, 0 busy or gone" "delete --all --queue out --list dev"
 ctl delete -y --all
