@@ -324,7 +324,8 @@ static void finalize(struct batch *b, struct went *e)
         reason = b->session_err[0] ? b->session_err : "4.4.0 not delivered";
     if (envelope_set(&e->env.last_error, reason) != 0)
         goto keep;
-    if (retry_expired(e->env.arrival_sec, b->cfg->max_lifetime, now)) {
+    if (retry_expired(envelope_life_start(&e->env), b->cfg->max_lifetime,
+                      now)) {
         size_t n = 0, *idx = malloc(left * sizeof(size_t));
         if (!idx)
             goto keep;
@@ -699,7 +700,7 @@ void worker_salvage(struct spool *sp, const struct mmq_config *cfg,
             log_error("%s: %s", qn->name, err);
         return;
     }
-    if (retry_expired(env.arrival_sec, cfg->max_lifetime, now)) {
+    if (retry_expired(envelope_life_start(&env), cfg->max_lifetime, now)) {
         struct batch b;
         struct went e;
         size_t i, *idx = malloc((env.nrcpt + 1) * sizeof(size_t));

@@ -175,6 +175,7 @@ static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
         out.role = ROLE_POST;
         out.arrival_sec = p->env.arrival_sec; /* lifetime counts from here */
         out.arrival_usec = p->env.arrival_usec;
+        out.held = p->env.held; /* time held for moderation does not count */
         out.verp = verp;
         out.size = (int64_t)msg->len;
         if (envelope_set(&out.list, p->ld.name) ||

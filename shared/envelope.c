@@ -46,6 +46,11 @@ void envelope_init(struct envelope *env)
     buf_init(&env->extra);
 }
 
+int64_t envelope_life_start(const struct envelope *env)
+{
+    return env->arrival_sec + env->held;
+}
+
 void envelope_free(struct envelope *env)
 {
     size_t i;
@@ -173,7 +178,8 @@ int envelope_format(const struct envelope *env, struct buf *out,
     /* flags: written only when set, so common entries stay short */
     if ((env->verp && buf_printf(out, "verp %d\n", env->verp)) ||
         (env->approved && buf_printf(out, "approved %d\n", env->approved)) ||
-        (env->expanded && buf_printf(out, "expanded %d\n", env->expanded)))
+        (env->expanded && buf_printf(out, "expanded %d\n", env->expanded)) ||
+        (env->held && buf_printf(out, "held %" PRId64 "\n", env->held)))
         return -1;
     if (buf_puts(out, "size "))
         return -1;
@@ -288,6 +294,7 @@ enum seen_bit {
     SEEN_VERP = 1 << 10,
     SEEN_APPROVED = 1 << 11,
     SEEN_EXPANDED = 1 << 12,
+    SEEN_HELD = 1 << 13,
 };
 #define SEEN_REQUIRED                                                          \
     (SEEN_LIST | SEEN_ROLE | SEEN_SENDER | SEEN_ARRIVAL | SEEN_SIZE)
@@ -396,6 +403,8 @@ static int parse_line(struct envelope *env, const char *line, size_t n,
         bit = SEEN_APPROVED;
     else if (key_is(k, kn, "expanded"))
         bit = SEEN_EXPANDED;
+    else if (key_is(k, kn, "held"))
+        bit = SEEN_HELD;
 
     if (bit == 0) { /* unknown: keep verbatim for the next writer */
         if (buf_append(&env->extra, line, n) ||
@@ -462,6 +471,11 @@ static int parse_line(struct envelope *env, const char *line, size_t n,
         if (parse_u64(v, vn, 10000000, &u))
             break;
         env->expanded = (int)u;
+        return 0;
+    case SEEN_HELD:
+        if (parse_u64(v, vn, INT64_MAX / 2, &u))
+            break;
+        env->held = (int64_t)u;
         return 0;
     }
     return -1;

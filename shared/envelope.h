@@ -17,6 +17,8 @@
  *     verp 1                     (optional) per-recipient bounce sender
  *     approved 1                 (optional) released by the postmaster
  *     expanded 12                (optional) list stage: 12 out/ entries staged
+ *     held 3600                  (optional) seconds spent in hold/ so far:
+ *                                the lifetime clock runs from arrival + held
  *     size 00000000000000001234  message length in bytes, 20 digits
  *     rcpt bob@example.org       (any number, in order)
  *
@@ -67,6 +69,7 @@ struct envelope {
     int verp;         /* 1: send each recipient with its own VERP sender */
     int approved;     /* 1: released from hold/, skip the posting policy */
     int expanded;     /* list stage: this many out/ entries are staged */
+    int64_t held;     /* seconds spent in hold/ (not counted in lifetime) */
     char *last_error; /* NULL: none */
     char *mbox_from;  /* the MTA's leading "From " line, no line end */
     int64_t size;     /* message bytes after the envelope */
@@ -80,6 +83,8 @@ const char *role_name(enum mmq_role role);
 int role_parse(const char *s, enum mmq_role *role);
 
 void envelope_init(struct envelope *env);
+/* Start of the lifetime clock: arrival plus the time spent in hold/. */
+int64_t envelope_life_start(const struct envelope *env);
 void envelope_free(struct envelope *env);
 
 /* Replace *field by a copy of value (NULL clears).  -1: out of memory. */

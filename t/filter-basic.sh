@@ -82,7 +82,7 @@ else
 fi
 qout=$("$MMQCTL" -c "$CONF" queue 2>&1)
 case $qout in
-*"${ENTRY##*/}"*"1 Request."*) pass "mmqctl queue lists the entry" ;;
+*"$(printf '%.10s' "${ENTRY##*/}")"*"1 Request."*) pass "mmqctl queue lists the entry (by its short ID)" ;;
 *) fail "mmqctl queue lists the entry"; diag "$qout" ;;
 esac
 rm -f -- "$ENTRY"
