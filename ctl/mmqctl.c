@@ -12,6 +12,7 @@
  *     mmqctl [-c FILE] stats [QUEUE...] [--json]
  *     mmqctl [-c FILE] check [--no-agents]
  *     mmqctl [-c FILE] recover
+ *     mmqctl [-c FILE] slices [--json]
  *
  * The verbs only read the spool (queue, show, stats, check) or act on
  * entries through shared/qinfo.c, which claims every entry exactly as a
@@ -42,6 +43,7 @@
 #include "qcheck.h"
 #include "qinfo.h"
 #include "queue.h"
+#include "slices.h"
 
 struct ctl {
     struct mmq_config cfg;
@@ -68,7 +70,8 @@ static void usage(void)
             "       mmqctl [-c FILE] requeue ID...\n"
             "       mmqctl [-c FILE] stats [QUEUE...] [--json]\n"
             "       mmqctl [-c FILE] check [--no-agents]\n"
-            "       mmqctl [-c FILE] recover\n");
+            "       mmqctl [-c FILE] recover\n"
+            "       mmqctl [-c FILE] slices [--json]\n");
     exit(EX_USAGE);
 }
 
@@ -997,6 +1000,19 @@ static int cmd_check(struct ctl *x, int argc, char **argv)
     return EX_DATAERR;
 }
 
+/* ---------------------------------------------------------------- slices */
+
+static int cmd_slices(struct ctl *x, int argc, char **argv)
+{
+    static const int allowed[] = {OPT_JSON, 0};
+    struct opts o;
+
+    parse_opts(argc, argv, allowed, &o);
+    if (o.nargs)
+        usage();
+    return ctl_slices(&x->sp, o.json);
+}
+
 /* -------------------------------------------------------- init, recover */
 
 static int cmd_init(struct ctl *x, int argc, char **argv)
@@ -1055,12 +1071,19 @@ static const struct verb {
     const char *name;
     int (*fn)(struct ctl *, int, char **);
     int needs_spool;
-} verbs[] = {{"init", cmd_init, 0},       {"queue", cmd_queue, 1},
-             {"show", cmd_show, 1},       {"retry", cmd_retry, 1},
-             {"hold", cmd_hold, 1},       {"release", cmd_release, 1},
-             {"delete", cmd_delete, 1},   {"requeue", cmd_requeue, 1},
-             {"stats", cmd_stats, 1},     {"check", cmd_check, 1},
-             {"recover", cmd_recover, 1}, {NULL, NULL, 0}};
+} verbs[] = {{"init", cmd_init, 0},
+             {"queue", cmd_queue, 1},
+             {"show", cmd_show, 1},
+             {"retry", cmd_retry, 1},
+             {"hold", cmd_hold, 1},
+             {"release", cmd_release, 1},
+             {"delete", cmd_delete, 1},
+             {"requeue", cmd_requeue, 1},
+             {"stats", cmd_stats, 1},
+             {"check", cmd_check, 1},
+             {"recover", cmd_recover, 1},
+             {"slices", cmd_slices, 1},
+             {NULL, NULL, 0}};
 
 static const struct verb *find_verb(const char *name)
 {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "envelope.h"
+#include "lease.h"
 #include "proc.h"
 #include "qcheck.h"
 
@@ -353,6 +354,50 @@ static void check_stage_slices(struct ctx *x, const char *stage,
     slice_set_free(&set);
 }
 
+/*
+ * In a cluster the leases say who runs a slice: a slice nobody holds, or
+ * whose holder has not renewed for longer than a standby would wait, has
+ * no agent.  The age is the holder's own clock against ours: a clock
+ * offset between the nodes shows here (and only here).
+ */
+static void check_cluster_slices(struct ctx *x, const char *stage)
+{
+    const struct mmq_config *cfg = x->sp->cfg;
+    unsigned n = (unsigned)cfg->slices, i;
+    struct lease_info *li = calloc(n, sizeof(*li));
+    char err[QUEUE_ERR_MAX];
+
+    if (!li || lease_info(x->sp, stage, li, err, sizeof(err)) != 0) {
+        say(x, QC_PROBLEM, "leases of %s: %s", stage,
+            li ? err : "out of memory");
+        free(li);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const struct mmq_node *owner = config_slice_owner(cfg, stage, i);
+        long long age = (long long)x->now - li[i].hb_wall;
+
+        if (li[i].gen == 0 || li[i].free)
+            say(x, QC_PROBLEM,
+                "slice %u of %u: no mmq-%s holds its lease "
+                "(%s)",
+                i, n, stage, li[i].gen ? "released" : "never taken");
+        else if (li[i].hb_wall == 0 ||
+                 age > cfg->lease_time + cfg->lease_margin)
+            say(x, QC_PROBLEM,
+                "slice %u of %u: the mmq-%s holding it on "
+                "node %s has not renewed its lease for %lld s (by that "
+                "node's clock)",
+                i, n, stage, li[i].node, li[i].hb_wall ? age : -1LL);
+        else if (owner && strcmp(owner->name, li[i].node) != 0)
+            say(x, QC_NOTE,
+                "slice %u of %u: mmq-%s of node %s runs it for "
+                "its owner %s",
+                i, n, stage, li[i].node, owner->name);
+    }
+    free(li);
+}
+
 /* ---------------------------------------------------------------- entry */
 
 int qcheck_spool(struct spool *sp, int flags, qcheck_report report, void *arg,
@@ -382,7 +427,10 @@ int qcheck_spool(struct spool *sp, int flags, qcheck_report report, void *arg,
     check_tmp(&x);
     for (q = 0; queue_names[q]; q++)
         check_queue(&x, queue_names[q]);
-    if (flags & QC_SLICES) {
+    if ((flags & QC_SLICES) && sp->cfg->nnodes > 0) {
+        check_cluster_slices(&x, "process");
+        check_cluster_slices(&x, "deliver");
+    } else if (flags & QC_SLICES) {
         check_stage_slices(&x, "process", sp->cfg->process_slices);
         check_stage_slices(&x, "deliver", sp->cfg->delivery_slices);
     }

@@ -12,6 +12,23 @@ check "node a leases its own list-stage slices, b its own" \
 check "node a leases its own delivery slices, b its own" \
     cl_wait_holders deliver "$CL_HOME" 15
 
+# mmqctl slices: the map as the lease files have it
+"$MMQCTL" -c "$T/b.conf" slices --json >"$T/slices.json" 2>&1
+python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 16, len(rows)
+for r in rows:
+    want = "a" if r["slice"] < 4 else "b"
+    assert r["owner"] == want and r["holder"] == want, r
+    assert r["state"] == "held" and r["generation"] >= 1, r
+    assert r["renewed_ago"] is not None and r["renewed_ago"] <= 5, r
+' "$T/slices.json"
+ok $? "mmqctl slices --json: 16 rows, each slice held by its owner, renewed lately"
+"$MMQCTL" -c "$T/a.conf" check >"$T/check.out" 2>&1
+grep -q 'slice .*lease' "$T/check.out"
+ok $((!$?)) "mmqctl check finds no slice without an agent"
+
 # A stream of posts; node a dies in the middle of it.
 half=$((POSTS / 2))
 for ((k = 1; k <= half; k++)); do
@@ -50,6 +67,13 @@ ok $? "duplicates ($CL_DUPS) bounded by a's transactions in flight (100)"
 left=$(find "$CL_SPOOL" -path "$CL_SPOOL/tmp" -prune -o -name '*#a#*' -print)
 is "$left" "" "nothing is left claimed by the dead node (its tmp/ files wait for tmp_max_age)"
 diag "$(grep -h 'takeover:' "$T/b.process.log" "$T/b.deliver.log")"
+"$MMQCTL" -c "$T/b.conf" slices >"$T/slices.out" 2>&1
+grep -Eq '^deliver +0 +a +b ' "$T/slices.out"
+ok $? "mmqctl slices: delivery slice 0 is owned by a, held by b"
+"$MMQCTL" -c "$T/b.conf" check >"$T/check.out" 2>&1
+grep -q 'slice 0 of 8: mmq-deliver of node b runs it for its owner a' \
+    "$T/check.out"
+ok $? "mmqctl check notes that b runs a's slices"
 
 # Node a comes back and gets its slices back.
 cl_start a
@@ -74,4 +98,8 @@ cl_term b
 is "$CL_RC" "0 0" "SIGTERM: node b's agents exit 0"
 is "$(cl_holders deliver)" "0 - 1 - 2 - 3 - 4 - 5 - 6 - 7 - " \
     "every lease is free after both stopped"
+"$MMQCTL" -c "$T/a.conf" check >"$T/check.out" 2>&1
+rc=$?
+test "$rc" -ne 0 && grep -q 'slice 7 of 8: no mmq-deliver holds its lease (released)' "$T/check.out"
+ok $? "mmqctl check: every slice without an agent is a problem (exit $rc)"
 done_testing
