@@ -147,30 +147,36 @@ static void load_config(struct agent *a)
 
 /*
  * Lock every slice we serve, so no second agent of this node runs it.  In
- * a cluster our own slices are locked here and the standby slices when we
- * take one over; which of them we may work on is the leases' business.
+ * a cluster -s only selects among the node's own and standby slices; the
+ * own ones are locked here, the standby ones when we take one over, and
+ * which of them we may work on is the leases' business.
  */
 static void lock_slices(struct agent *a)
 {
     char err[QUEUE_ERR_MAX];
     const char *spec = a->slices_arg ? a->slices_arg : a->cfg.delivery_slices;
-    struct slice_set standby = {0, NULL};
+    struct slice_set sel = {0, NULL}, standby = {0, NULL};
 
-    if (slice_set_parse(spec, (unsigned)a->cfg.slices, &a->set, err,
+    a->cluster = a->cfg.nnodes > 0;
+    if (a->cluster && !a->slices_arg)
+        spec = "all";
+    if (slice_set_parse(spec, (unsigned)a->cfg.slices, &sel, err,
                         sizeof(err)) != 0)
         log_fatal(a->slices_arg ? EX_USAGE : EX_CONFIG, "%s", err);
-    if (spool_lock_slices(&a->sp, "deliver", &a->set, err, sizeof(err)) != 0)
-        log_fatal(EX_TEMPFAIL, "%s", err);
-    a->cluster = a->cfg.nnodes > 0;
     if (!a->cluster) {
+        a->set = sel;
         if (slice_set_parse(spec, (unsigned)a->cfg.slices, &a->active, err,
                             sizeof(err)) != 0)
             log_fatal(EX_CONFIG, "%s", err);
+    } else if (lease_split(&a->cfg, "deliver", &sel, &a->set, &standby, err,
+                           sizeof(err)) != 0)
+        log_fatal(EX_CONFIG, "%s", err);
+    if (spool_lock_slices(&a->sp, "deliver", &a->set, err, sizeof(err)) != 0)
+        log_fatal(EX_TEMPFAIL, "%s", err);
+    if (!a->cluster)
         return;
-    }
-    if (lease_standby_set(&a->cfg, &a->set, a->slices_arg != NULL, &standby,
-                            err, sizeof(err)) != 0 ||
-        lease_open(&a->lease, &a->sp, "deliver", &a->set, &standby, err,
+    slice_set_free(&sel);
+    if (lease_open(&a->lease, &a->sp, "deliver", &a->set, &standby, err,
                    sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "%s", err);
     for (unsigned i = 0; i < standby.n; i++)
@@ -228,15 +234,14 @@ static void lease_round(struct agent *a)
 
     if (n < 0)
         log_error("%s", err);
-    if (n > 0 &&
-        (queue_recover_foreign(&a->sp, "out", &gained, &st, err,
-                               sizeof(err)) != 0 ||
-         queue_recover_foreign(&a->sp, "deferred", &gained, &st, err,
-                               sizeof(err)) != 0))
+    if (n > 0 && (queue_recover_foreign(&a->sp, "out", &gained, &st, err,
+                                        sizeof(err)) != 0 ||
+                  queue_recover_foreign(&a->sp, "deferred", &gained, &st, err,
+                                        sizeof(err)) != 0))
         log_error("recovery after takeover: %s", err);
     if (st.restored || st.to_bad)
-        log_info("takeover: %u entries restored, %u moved to bad/",
-                 st.restored, st.to_bad);
+        log_info("takeover: %u entries restored, %u moved to bad/", st.restored,
+                 st.to_bad);
     slice_set_free(&gained);
     slice_set_free(&a->active);
     if (lease_active(&a->lease, &a->active) != 0)

@@ -107,22 +107,34 @@ static void try_later(const char *name, time_t now)
     later[nlater++].until = now + RETRY_AFTER;
 }
 
-/* Join the cluster: our own slices and the standby ones; set becomes
- * every slice we may ever serve (for inotify). */
-static void cluster_join(struct spool *sp, const struct mmq_config *cfg,
-                         struct slice_set *set, int explicit_slices)
+/* In a cluster, -s (default: all) selects among the node's own slices
+ * and its standby ones: set becomes our own slices (locked and recovered
+ * at start), *standby the others we may take over. */
+static void cluster_split(const struct mmq_config *cfg, struct slice_set *set,
+                          struct slice_set *standby)
 {
-    struct slice_set standby = {0, NULL};
+    struct slice_set own = {0, NULL};
     char err[QUEUE_ERR_MAX];
 
-    if (lease_standby_set(cfg, set, explicit_slices, &standby, err,
-                          sizeof(err)) != 0 ||
-        lease_open(&lease, sp, "process", set, &standby, err, sizeof(err)))
-        log_fatal(EX_TEMPFAIL, "%s", err);
-    for (unsigned i = 0; i < standby.n; i++)
-        set->on[i] |= standby.on[i];
-    slice_set_free(&standby);
+    if (lease_split(cfg, "process", set, &own, standby, err, sizeof(err)))
+        log_fatal(EX_CONFIG, "%s", err);
+    slice_set_free(set);
+    *set = own;
     cluster = 1;
+}
+
+/* Join the cluster; set becomes every slice we may ever serve (for
+ * inotify). */
+static void cluster_join(struct spool *sp, struct slice_set *set,
+                         struct slice_set *standby)
+{
+    char err[QUEUE_ERR_MAX];
+
+    if (lease_open(&lease, sp, "process", set, standby, err, sizeof(err)))
+        log_fatal(EX_TEMPFAIL, "%s", err);
+    for (unsigned i = 0; i < standby->n; i++)
+        set->on[i] |= standby->on[i];
+    slice_set_free(standby);
 }
 
 /* Renew, take over, hand back; restore what the previous holder of a
@@ -140,8 +152,8 @@ static void lease_round(struct spool *sp)
         queue_recover_foreign(sp, "in", &gained, &st, err, sizeof(err)) != 0)
         log_error("recovery after takeover: %s", err);
     if (st.restored || st.to_bad)
-        log_info("takeover: %u entries restored, %u moved to bad/",
-                 st.restored, st.to_bad);
+        log_info("takeover: %u entries restored, %u moved to bad/", st.restored,
+                 st.to_bad);
     slice_set_free(&gained);
 }
 
@@ -192,7 +204,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *slices = NULL;
     struct mmq_config cfg;
     struct spool sp;
-    struct slice_set set;
+    struct slice_set set, standby = {0, NULL};
     struct stage_ctx ctx;
     struct sigaction sa;
     char err[QUEUE_ERR_MAX];
@@ -229,17 +241,21 @@ int main(int argc, char **argv)
         log_set_verbose(1);
     if (spool_open(&sp, &cfg, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "%s", err);
-    if (slice_set_parse(slices ? slices : cfg.process_slices,
+    if (slice_set_parse(slices           ? slices
+                        : cfg.nnodes > 0 ? "all"
+                                         : cfg.process_slices,
                         (unsigned)cfg.slices, &set, err, sizeof(err)) != 0)
         log_fatal(slices ? EX_USAGE : EX_CONFIG, "%s", err);
+    if (cfg.nnodes > 0)
+        cluster_split(&cfg, &set, &standby);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     lock_and_recover(&sp, &cfg, &set);
-    if (cfg.nnodes > 0)
-        cluster_join(&sp, &cfg, &set, slices != NULL);
+    if (cluster)
+        cluster_join(&sp, &set, &standby);
     ifd = queue_watch(&sp, "in", &set);
     memset(&ctx, 0, sizeof(ctx));
     ctx.sp = &sp;

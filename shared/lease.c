@@ -296,18 +296,29 @@ static int scan_gens(int dfd, const char *stage, unsigned n, uint64_t *gen,
 
 /* ----------------------------------------------------------------- open */
 
-int lease_standby_set(const struct mmq_config *cfg, const struct slice_set *own,
-                      int explicit_slices, struct slice_set *out, char *err,
-                      size_t errlen)
+int lease_split(const struct mmq_config *cfg, const char *stage,
+                const struct slice_set *sel, struct slice_set *own,
+                struct slice_set *standby, char *err, size_t errlen)
 {
     const struct mmq_node *me = config_node(cfg, cfg->node);
-    unsigned i;
+    unsigned i, n = (unsigned)cfg->slices;
 
-    if (slice_set_parse(me && !explicit_slices ? me->standby : "none",
-                        (unsigned)cfg->slices, out, err, (unsigned)errlen) != 0)
+    own->on = standby->on = NULL;
+    if (!me)
+        return fail(err, errlen, EINVAL, "node %s is not in nodes", cfg->node);
+    if (slice_set_parse(strcmp(stage, "process") == 0 ? me->process
+                                                      : me->deliver,
+                        n, own, err, (unsigned)errlen) != 0)
         return -1;
-    for (i = 0; i < out->n && i < own->n; i++)
-        out->on[i] &= !own->on[i];
+    if (slice_set_parse(me->standby, n, standby, err, (unsigned)errlen) != 0) {
+        slice_set_free(own);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        int in = i < sel->n && sel->on[i];
+        own->on[i] = own->on[i] && in;
+        standby->on[i] = standby->on[i] && in && !own->on[i];
+    }
     return 0;
 }
 

@@ -98,14 +98,15 @@ struct lease_set {
 double lease_now(void);
 
 /*
- * The slices of other nodes this node may take over (its "standby" in
- * the nodes list), less own.  With explicit_slices (the agent was given
- * -s) none: only the node's default agent stands by, so two agents of one
- * node never compete for the same standby slices.
+ * The slices of stage an agent of this node leases, given sel, the slices
+ * it was started for (-s; "all" by default): own, those of the node's
+ * own slices in sel, and standby, those of its standby slices in sel.
+ * So one agent without -s covers everything the node may run, and two
+ * agents of one node given disjoint -s sets share it out.  0, or -1.
  */
-int lease_standby_set(const struct mmq_config *cfg, const struct slice_set *own,
-                      int explicit_slices, struct slice_set *out, char *err,
-                      size_t errlen);
+int lease_split(const struct mmq_config *cfg, const char *stage,
+                const struct slice_set *sel, struct slice_set *own,
+                struct slice_set *standby, char *err, size_t errlen);
 
 /*
  * Start leasing for stage ("process" or "deliver"): own are the slices

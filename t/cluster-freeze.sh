@@ -4,7 +4,8 @@
 # takeover time, and when it wakes up it must notice at once that its
 # leases lapsed and start no work on them, then ask for them back and get
 # them.  Mail posted while it was frozen is delivered by the standby;
-# nothing is lost and nobody gets a post twice.
+# nothing is lost and nobody gets a post twice.  Node b runs two delivery
+# agents, -s 0-3 (its standby slices) and -s 4-7 (its own).
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/process-lib.sh"
@@ -15,12 +16,12 @@ mk_tmpdir
 CL_MEMBERS=500
 cl_setup "$T/spool" "$T/spool"
 cl_start a
-cl_start b
+CL_SPLIT=1 cl_start b # b's slices shared out by two agents (-s 0-3, -s 4-7)
 check "each node leases its own slices" cl_wait_holders deliver "$CL_HOME" 15
 
 # freeze every process of node a (its delivery workers too)
-frozen=("${CL_PIDS[a.process]}" "${CL_PIDS[a.deliver]}")
-mapfile -t -O 2 frozen < <(pgrep -P "${CL_PIDS[a.deliver]}")
+frozen=("${CL_PIDS[a.process]}" "${CL_PIDS[a.deliver]// /}")
+mapfile -t -O 2 frozen < <(pgrep -P "${CL_PIDS[a.deliver]// /}")
 kill -STOP "${frozen[@]}"
 for k in 1 2 3; do cl_post b "$k"; done
 check "b takes over the frozen a's delivery slices" \

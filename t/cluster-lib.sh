@@ -12,7 +12,9 @@
 #   cl_start NODE [VAR=VALUE...]  start that node's mmq-process and
 #                          mmq-deliver with those variables in their
 #                          environment (e.g. LD_PRELOAD=libfaketime ...);
-#                          logs $T/NODE.process.log, $T/NODE.deliver.log
+#                          logs $T/NODE.process.log, $T/NODE.deliver.log;
+#                          with CL_SPLIT set, two mmq-deliver, -s 0-3 and
+#                          -s 4-7, share the node's slices
 #   cl_kill9 NODE          kill -9 that node's agents (their delivery
 #                          workers die with them: PR_SET_PDEATHSIG)
 #   cl_term NODE           SIGTERM them and wait: CL_RC is "0 0" when both
@@ -78,31 +80,47 @@ EOF
 }
 
 cl_start() {
-    local node=$1
+    local node=$1 pid
     shift
     env "$@" "$MMQ_PROCESS" -c "$T/$node.conf" -e 2>>"$T/$node.process.log" &
     CL_PIDS[$node.process]=$!
     at_exit kill_pid "$!"
-    env "$@" "$MMQ_DELIVER" -c "$T/$node.conf" -e 2>>"$T/$node.deliver.log" &
-    CL_PIDS[$node.deliver]=$!
-    at_exit kill_pid "$!"
+    CL_PIDS[$node.deliver]=
+    if [ -n "${CL_SPLIT:-}" ]; then
+        # two delivery agents on this node, sharing its slices out
+        env "$@" "$MMQ_DELIVER" -c "$T/$node.conf" -e -s 0-3 \
+            2>>"$T/$node.deliver.log" &
+        CL_PIDS[$node.deliver]=$!
+        at_exit kill_pid "$!"
+        env "$@" "$MMQ_DELIVER" -c "$T/$node.conf" -e -s 4-7 \
+            2>>"$T/$node.deliver.log" &
+    else
+        env "$@" "$MMQ_DELIVER" -c "$T/$node.conf" -e \
+            2>>"$T/$node.deliver.log" &
+    fi
+    pid=$!
+    CL_PIDS[$node.deliver]="${CL_PIDS[$node.deliver]} $pid"
+    at_exit kill_pid "$pid"
 }
 
+# shellcheck disable=SC2086 # the deliver entry may hold two pids
 cl_kill9() {
     local node=$1
-    kill -KILL "${CL_PIDS[$node.process]}" "${CL_PIDS[$node.deliver]}" \
+    kill -KILL "${CL_PIDS[$node.process]}" ${CL_PIDS[$node.deliver]} \
         2>/dev/null
-    wait "${CL_PIDS[$node.process]}" "${CL_PIDS[$node.deliver]}" 2>/dev/null
+    wait "${CL_PIDS[$node.process]}" ${CL_PIDS[$node.deliver]} 2>/dev/null
 }
 
+# shellcheck disable=SC2086
 cl_term() {
-    local node=$1 p d
-    kill -TERM "${CL_PIDS[$node.process]}" "${CL_PIDS[$node.deliver]}" \
+    local node=$1 p d=0 pid
+    kill -TERM "${CL_PIDS[$node.process]}" ${CL_PIDS[$node.deliver]} \
         2>/dev/null
     wait "${CL_PIDS[$node.process]}"
     p=$?
-    wait "${CL_PIDS[$node.deliver]}"
-    d=$?
+    for pid in ${CL_PIDS[$node.deliver]}; do
+        wait "$pid" || d=$?
+    done
     CL_RC="$p $d"
 }
 
