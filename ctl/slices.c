@@ -78,6 +78,9 @@ static void show_slice(const char *stage, unsigned i,
         li->hb_wall && !li->free ? (long long)now - li->hb_wall : -1;
     char node[64], ago_text[32];
 
+    if (li->hb_wall && !li->free && ago < 0)
+        ago = 0; /* renewed after we looked at the clock */
+
     if (json) {
         printf("{\"stage\":\"%s\",\"slice\":%u,\"owner\":", stage, i);
         if (owner)
@@ -139,6 +142,7 @@ int ctl_slices(struct spool *sp, int json)
             rc = EX_TEMPFAIL;
             continue;
         }
+        now = time(NULL);
         for (i = 0; i < n; i++)
             show_slice(stages[s], i, cfg, &li[i], depth[i], json, now);
     }

@@ -591,6 +591,10 @@ int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
     int renewed, ngained = 0;
     unsigned i;
 
+    /* the next round is due after lease_time/5 whatever becomes of this
+     * one: a failing file system must not turn the caller into a spin */
+    tick = ls->cfg->lease_time / 5.0;
+    ls->next_tick = t0 + (tick < 0.5 ? 0.5 : tick);
     gained->n = ls->n;
     if (!(gained->on = calloc(ls->n ? ls->n : 1, 1)) ||
         !(top = calloc(ls->n ? ls->n : 1, sizeof(*top))))
@@ -604,9 +608,11 @@ int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
     if (scan_gens(ls->dfd, ls->stage, ls->n, top, err, errlen) != 0) {
         free(top);
         renewed = 0; /* we know nothing: let our leases run out */
-        for (i = 0; i < ls->n; i++)
+        for (i = 0; i < ls->n; i++) {
             if (ls->s[i].mine && t0 >= ls->s[i].valid_until)
                 drop(ls, i);
+            ls->shared[i] = ls->s[i].mine ? ls->s[i].valid_until : 0;
+        }
         return -1;
     }
     /* A round too slow to trust does not renew (see lease.h). */
@@ -632,8 +638,6 @@ int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
     free(top);
     log_debug("lease %s: lease round %.2f ms", ls->stage,
               (lease_now() - t0) * 1000);
-    tick = ls->cfg->lease_time / 5.0;
-    ls->next_tick = t0 + (tick < 0.5 ? 0.5 : tick);
     return ngained;
 }
 

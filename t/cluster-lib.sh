@@ -153,6 +153,17 @@ cl_holders() {
     done | tr '\n' ' '
 }
 
+# cl_lease_dump: the lease files as each node's mount shows them
+cl_lease_dump() {
+    local node dir
+    for node in a b; do
+        dir=$(sed -n 's/^spool = "\(.*\)";/\1/p' "$T/$node.conf")/lease
+        echo "== $dir"
+        ls -la "$dir"
+        head -n 2 "$dir"/hb.* 2>&1
+    done
+}
+
 cl_wait_holders() {
     local stage=$1 want=$2 secs=$3 i
     for ((i = 0; i < secs * 10; i++)); do
