@@ -14,7 +14,7 @@
 #   JOBS=N            parallel make jobs (default: number of CPUs)
 #   MMQ_CLEAN=1       remove build/ and build-asan/ first (default: reuse)
 #   MMQ_BUILDS="..."  which builds to run (default: "build build-asan")
-#   MMQ_CHECK_TIMEOUT=S  limit for one build's make check (default 600 s)
+#   MMQ_CHECK_TIMEOUT=S  limit for one build's make check (default 900 s)
 #   MMQ_SKIP_DEPS=1   do not run scripts/deps.sh
 #   MMQ_VERBOSE=1     show every passing test point too
 set -uo pipefail
@@ -22,7 +22,7 @@ set -uo pipefail
 srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd) || exit 1
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 BUILDS=${MMQ_BUILDS:-build build-asan}
-CHECK_TIMEOUT=${MMQ_CHECK_TIMEOUT:-600}
+CHECK_TIMEOUT=${MMQ_CHECK_TIMEOUT:-900}
 me=test.sh
 
 say() { printf '\n==> %s\n' "$*"; }
