@@ -30,22 +30,6 @@
 #define LEASE_FILE_MAX 512
 #define LEASE_GEN_MAX 10000000000ULL /* ten digits */
 
-static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    errno = e;
-    return -1;
-}
-
 double lease_now(void)
 {
     struct timespec ts;
@@ -64,20 +48,20 @@ static int open_dir(struct spool *sp, char *err, size_t errlen)
     int fd;
 
     if (mkdirat(sp->fd, LEASE_DIR, S_ISGID | 0770) != 0 && errno != EEXIST)
-        return fail(err, errlen, errno, "mkdir %s/%s: %s", sp->path, LEASE_DIR,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "mkdir %s/%s: %s", sp->path,
+                       LEASE_DIR, strerror(errno));
     fd = openat(sp->fd, LEASE_DIR,
                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, errno, "%s/%s: %s", sp->path, LEASE_DIR,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "%s/%s: %s", sp->path, LEASE_DIR,
+                       strerror(errno));
     if (fstat(fd, &st) != 0 || fstat(sp->fd, &top) != 0 ||
         (st.st_mode & S_IWOTH) || st.st_uid != top.st_uid) {
         close(fd);
-        return fail(err, errlen, EPERM,
-                    "%s/%s: unsafe: world-writable or not owned by the "
-                    "spool's owner",
-                    sp->path, LEASE_DIR);
+        return err_set(err, errlen, EPERM,
+                       "%s/%s: unsafe: world-writable or not owned by the "
+                       "spool's owner",
+                       sp->path, LEASE_DIR);
     }
     return fd;
 }
@@ -207,14 +191,14 @@ static int make_gen(struct lease_set *ls, unsigned i, uint64_t gen,
     /* fsync: a file server that restarts must not forget a generation,
      * or somebody could make it a second time. */
     if (write_tmp(ls, tmp, text, 1) != 0)
-        return fail(err, errlen, errno, "%s/lease/%s: %s", ls->sp->path, tmp,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "%s/lease/%s: %s", ls->sp->path, tmp,
+                       strerror(errno));
     if (linkat(ls->dfd, tmp, ls->dfd, name, 0) != 0) {
         if (errno == EEXIST)
             rc = 1;
         else
-            rc = fail(err, errlen, errno, "link %s/lease/%s: %s", ls->sp->path,
-                      name, strerror(errno));
+            rc = err_set(err, errlen, errno, "link %s/lease/%s: %s",
+                         ls->sp->path, name, strerror(errno));
     }
     unlinkat(ls->dfd, tmp, 0);
     if (rc == 0 && fsync(ls->dfd) != 0)
@@ -270,7 +254,7 @@ static int scan_gens(int dfd, const char *stage, unsigned n, uint64_t *gen,
     if (fd < 0 || !(d = fdopendir(fd))) {
         if (fd >= 0)
             close(fd);
-        return fail(err, errlen, errno, "lease/: %s", strerror(errno));
+        return err_set(err, errlen, errno, "lease/: %s", strerror(errno));
     }
     while ((de = readdir(d)) != NULL) {
         unsigned i;
@@ -305,7 +289,8 @@ int lease_split(const struct mmq_config *cfg, const char *stage,
 
     own->on = standby->on = NULL;
     if (!me)
-        return fail(err, errlen, EINVAL, "node %s is not in nodes", cfg->node);
+        return err_set(err, errlen, EINVAL, "node %s is not in nodes",
+                       cfg->node);
     if (slice_set_parse(strcmp(stage, "process") == 0 ? me->process
                                                       : me->deliver,
                         n, own, err, (unsigned)errlen) != 0)
@@ -350,7 +335,7 @@ int lease_open(struct lease_set *ls, struct spool *sp, const char *stage,
     if (!ls->s || ls->shared == MAP_FAILED) {
         ls->shared = NULL;
         lease_close(ls);
-        return fail(err, errlen, ENOMEM, "out of memory");
+        return err_set(err, errlen, ENOMEM, "out of memory");
     }
     for (i = 0; i < ls->n; i++) {
         ls->s[i].lock_fd = -1;
@@ -598,7 +583,7 @@ int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
     gained->n = ls->n;
     if (!(gained->on = calloc(ls->n ? ls->n : 1, 1)) ||
         !(top = calloc(ls->n ? ls->n : 1, sizeof(*top))))
-        return fail(err, errlen, ENOMEM, "out of memory");
+        return err_set(err, errlen, ENOMEM, "out of memory");
     for (i = 0; i < ls->n; i++)
         top[i] = ls->s[i].gen;
     renewed = write_heartbeat(ls) == 0;
@@ -700,11 +685,11 @@ int lease_info(struct spool *sp, const char *stage, struct lease_info *li,
     memset(li, 0, n * sizeof(*li));
     if (dfd < 0)
         return errno == ENOENT ? 0
-                               : fail(err, errlen, errno, "%s/lease: %s",
-                                      sp->path, strerror(errno));
+                               : err_set(err, errlen, errno, "%s/lease: %s",
+                                         sp->path, strerror(errno));
     if (!(top = calloc(n, sizeof(*top)))) {
         close(dfd);
-        return fail(err, errlen, ENOMEM, "out of memory");
+        return err_set(err, errlen, ENOMEM, "out of memory");
     }
     if (scan_gens(dfd, stage, n, top, err, errlen) != 0) {
         free(top);

@@ -3,6 +3,8 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,4 +101,17 @@ void log_fatal(int status, const char *fmt, ...)
     if (fatal_hook)
         fatal_hook();
     exit(status);
+}
+
+int err_set(char *err, size_t errlen, int e, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    errno = e;
+    return -1;
 }

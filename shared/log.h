@@ -18,6 +18,7 @@
 #define MMQ_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_stderr { LOG_STDERR_AUTO, LOG_STDERR_ALWAYS, LOG_STDERR_NEVER };
 
@@ -33,5 +34,13 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_fatal(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
+
+/*
+ * For functions that report errors as -1 with errno and a reason: write
+ * the reason into err (when err is not NULL), set errno to e, return -1.
+ * Used as "return err_set(err, errlen, ENOENT, "%s: gone", name);".
+ */
+int err_set(char *err, size_t errlen, int e, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -14,23 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "qinfo.h"
-
-static int qi_fail(char *err, size_t errlen, int e, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int qi_fail(char *err, size_t errlen, int e, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    errno = e;
-    return -1;
-}
 
 /* ------------------------------------------------------------- listing */
 
@@ -91,7 +76,7 @@ int qentries_scan(struct spool *sp, const char *const *queues,
         for (i = 0; i < l.n; i++)
             if (qentries_push(out, queue_names[q], &l.v[i]) != 0) {
                 qlist_free(&l);
-                return qi_fail(err, errlen, ENOMEM, "out of memory");
+                return err_set(err, errlen, ENOMEM, "out of memory");
             }
     }
     qlist_free(&l);
@@ -210,16 +195,16 @@ int qentry_read(struct spool *sp, const struct qentry *e, struct envelope *env,
     if (fd < 0 && errno == ENOENT)
         return 1;
     if (fd < 0)
-        return qi_fail(err, errlen, errno, "%s", strerror(errno));
+        return err_set(err, errlen, errno, "%s", strerror(errno));
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
         int e2 = errno;
         close(fd);
-        return qi_fail(err, errlen, e2, "not a regular file");
+        return err_set(err, errlen, e2, "not a regular file");
     }
     if (envelope_read(fd, env, body_off ? body_off : &off, why, sizeof(why)) !=
         0) {
         close(fd);
-        return qi_fail(err, errlen, EINVAL, "%s", why);
+        return err_set(err, errlen, EINVAL, "%s", why);
     }
     if (fd_out)
         *fd_out = fd;
@@ -251,14 +236,14 @@ static int claim_entry(struct spool *sp, const struct qentry *e,
     int rc;
 
     if (e->qn.kind == QN_CLAIMED) {
-        qi_fail(err, errlen, EBUSY, "claimed by process %ld on node %s",
+        err_set(err, errlen, EBUSY, "claimed by process %ld on node %s",
                 (long)e->qn.pid, e->qn.node);
         return QA_BUSY;
     }
     qentry_fname(e, fname, sizeof(fname));
     rc = queue_claim(sp, e->queue, fname, c, err, errlen);
     if (rc == 1) {
-        qi_fail(err, errlen, ENOENT, "being worked on, or gone");
+        err_set(err, errlen, ENOENT, "being worked on, or gone");
         return QA_BUSY;
     }
     return rc == 0 ? QA_OK : QA_ERROR;
@@ -281,7 +266,7 @@ int qact_hold(struct spool *sp, const struct qentry *e, char *err,
     int rc;
 
     if (!is_one_of(e->queue, active_queues)) {
-        qi_fail(err, errlen, EINVAL,
+        err_set(err, errlen, EINVAL,
                 "in %s/: only entries of in/, "
                 "bounces/, out/ and deferred/ can be held",
                 e->queue);
@@ -308,11 +293,11 @@ int qact_release(struct spool *sp, const struct qentry *e, char *err,
     int rc;
 
     if (strcmp(e->queue, "hold") != 0) {
-        qi_fail(err, errlen, EINVAL, "in %s/, not held", e->queue);
+        err_set(err, errlen, EINVAL, "in %s/, not held", e->queue);
         return QA_WRONG;
     }
     if (!is_one_of(e->qn.origin, active_queues)) {
-        qi_fail(err, errlen, EINVAL,
+        err_set(err, errlen, EINVAL,
                 "held from \"%s\": no queue to release "
                 "it to",
                 e->qn.origin);
@@ -321,7 +306,7 @@ int qact_release(struct spool *sp, const struct qentry *e, char *err,
     if ((rc = claim_entry(sp, e, &c, err, errlen)) != QA_OK)
         return rc;
     if (fstat(c.fd, &st) != 0) {
-        qi_fail(err, errlen, errno, "fstat: %s", strerror(errno));
+        err_set(err, errlen, errno, "fstat: %s", strerror(errno));
         return give_back(&c);
     }
     if (queue_claim_read(&c, &env, &off, err, errlen) != 0)
@@ -349,11 +334,11 @@ int qact_retry(struct spool *sp, const struct qentry *e, char *err,
     int rc;
 
     if (strcmp(e->queue, "out") == 0) {
-        qi_fail(err, errlen, 0, "already due (in out/)");
+        err_set(err, errlen, 0, "already due (in out/)");
         return QA_NOTHING;
     }
     if (strcmp(e->queue, "deferred") != 0) {
-        qi_fail(err, errlen, EINVAL, "in %s/, not deferred", e->queue);
+        err_set(err, errlen, EINVAL, "in %s/, not deferred", e->queue);
         return QA_WRONG;
     }
     if ((rc = claim_entry(sp, e, &c, err, errlen)) != QA_OK)
@@ -401,11 +386,11 @@ int qact_requeue(struct spool *sp, const struct qentry *e, char *err,
     int rc;
 
     if (strcmp(e->queue, "bad") != 0) {
-        qi_fail(err, errlen, EINVAL, "in %s/, not in bad/", e->queue);
+        err_set(err, errlen, EINVAL, "in %s/, not in bad/", e->queue);
         return QA_WRONG;
     }
     if (!is_one_of(e->qn.origin, targets)) {
-        qi_fail(err, errlen, EINVAL, "no origin queue in its name");
+        err_set(err, errlen, EINVAL, "no origin queue in its name");
         return QA_WRONG;
     }
     if ((rc = claim_entry(sp, e, &c, err, errlen)) != QA_OK)

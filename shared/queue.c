@@ -46,22 +46,6 @@ int queue_valid(const char *queue)
     return 0;
 }
 
-static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    errno = e;
-    return -1;
-}
-
 /* fsync a directory of the spool (relative path). */
 static int fsync_dir(int spoolfd, const char *rel)
 {
@@ -96,20 +80,20 @@ static int check_dir(const struct spool *sp, int fd, const char *what,
     struct stat st;
 
     if (fstat(fd, &st) != 0)
-        return fail(err, errlen, errno, "%s/%s: %s", sp->path, what,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "%s/%s: %s", sp->path, what,
+                       strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return fail(err, errlen, ENOTDIR, "%s/%s: not a directory", sp->path,
-                    what);
+        return err_set(err, errlen, ENOTDIR, "%s/%s: not a directory", sp->path,
+                       what);
     if (st.st_mode & S_IWOTH)
-        return fail(err, errlen, EPERM,
-                    "%s/%s: world-writable: refusing an unsafe spool", sp->path,
-                    what);
+        return err_set(err, errlen, EPERM,
+                       "%s/%s: world-writable: refusing an unsafe spool",
+                       sp->path, what);
     if (!owner_ok(sp, st.st_uid))
-        return fail(err, errlen, EPERM,
-                    "%s/%s: owned by uid %ld, not by us (uid %ld) nor by "
-                    "spool_user: refusing an unsafe spool",
-                    sp->path, what, (long)st.st_uid, (long)geteuid());
+        return err_set(err, errlen, EPERM,
+                       "%s/%s: owned by uid %ld, not by us (uid %ld) nor by "
+                       "spool_user: refusing an unsafe spool",
+                       sp->path, what, (long)st.st_uid, (long)geteuid());
     return 0;
 }
 
@@ -123,16 +107,16 @@ int spool_open(struct spool *sp, const struct mmq_config *cfg, char *err,
     sp->cfg = cfg;
     sp->pid = getpid();
     if (proc_start_time(0, &sp->start) != 0)
-        return fail(err, errlen, EIO, "cannot read /proc/self/stat");
+        return err_set(err, errlen, EIO, "cannot read /proc/self/stat");
     snprintf(sp->token, sizeof(sp->token), "#%s#%ld#%llu", cfg->node,
              (long)sp->pid, sp->start);
     if (!(sp->path = strdup(cfg->spool)))
-        return fail(err, errlen, ENOMEM, "out of memory");
+        return err_set(err, errlen, ENOMEM, "out of memory");
     sp->fd = open(cfg->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sp->fd < 0) {
         int e = errno;
-        fail(err, errlen, e, "spool %s: %s%s", cfg->spool, strerror(e),
-             e == ENOENT ? " (create it with: mmqctl init)" : "");
+        err_set(err, errlen, e, "spool %s: %s%s", cfg->spool, strerror(e),
+                e == ENOENT ? " (create it with: mmqctl init)" : "");
         spool_close(sp);
         errno = e;
         return -1;
@@ -147,10 +131,10 @@ int spool_open(struct spool *sp, const struct mmq_config *cfg, char *err,
         int fd =
             openat(sp->fd, d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
-            fail(err, errlen,
-                 errno == ELOOP || errno == ENOTDIR ? EPERM : errno,
-                 "spool %s: %s/: %s%s", sp->path, d, strerror(errno),
-                 errno == ENOENT ? " (complete it with: mmqctl init)" : "");
+            err_set(err, errlen,
+                    errno == ELOOP || errno == ENOTDIR ? EPERM : errno,
+                    "spool %s: %s/: %s%s", sp->path, d, strerror(errno),
+                    errno == ENOENT ? " (complete it with: mmqctl init)" : "");
             goto bad;
         }
         if (check_dir(sp, fd, d, err, errlen) != 0) {
@@ -187,16 +171,16 @@ int spool_lock_slice(struct spool *sp, const char *stage, unsigned i, int *fd,
     *fd = openat(sp->fd, rel, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
                  FILE_MODE);
     if (*fd < 0)
-        return fail(err, errlen, errno, "%s/%s: %s", sp->path, rel,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "%s/%s: %s", sp->path, rel,
+                       strerror(errno));
     if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         close(*fd);
         *fd = -1;
         if (e == EWOULDBLOCK)
             return 1;
-        return fail(err, errlen, e, "flock %s/%s: %s", sp->path, rel,
-                    strerror(e));
+        return err_set(err, errlen, e, "flock %s/%s: %s", sp->path, rel,
+                       strerror(e));
     }
     return 0;
 }
@@ -215,13 +199,13 @@ int spool_lock_slices(struct spool *sp, const char *stage,
         if (rc < 0)
             return -1;
         if (rc > 0)
-            return fail(err, errlen, EBUSY,
-                        "slice %u of %u is already %s by another mmq-%s on "
-                        "node %s",
-                        i, set->n,
-                        strcmp(stage, "deliver") == 0 ? "delivered"
-                                                      : "processed",
-                        stage, sp->cfg->node);
+            return err_set(err, errlen, EBUSY,
+                           "slice %u of %u is already %s by another mmq-%s on "
+                           "node %s",
+                           i, set->n,
+                           strcmp(stage, "deliver") == 0 ? "delivered"
+                                                         : "processed",
+                           stage, sp->cfg->node);
         /* fd is deliberately kept: closing it would release the lock */
     }
     return 0;
@@ -268,26 +252,27 @@ static int make_dir(int parent, const char *rel, const char *show, uid_t uid,
     int fd, rc = -1;
 
     if (mkdirat(parent, rel, DIR_MODE) != 0 && errno != EEXIST)
-        return fail(err, errlen, errno, "mkdir %s: %s", show, strerror(errno));
+        return err_set(err, errlen, errno, "mkdir %s: %s", show,
+                       strerror(errno));
     /* Work on a descriptor opened without following links, so that a
      * symlink swapped in by a group member cannot redirect chown/chmod. */
     fd = openat(parent, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return fail(
+        return err_set(
             err, errlen, errno == ELOOP ? ENOTDIR : errno, "%s: %s", show,
             errno == ELOOP || errno == ENOTDIR ? "exists and is not a directory"
                                                : strerror(errno));
     if (fstat(fd, &st) != 0) {
-        fail(err, errlen, errno, "%s: %s", show, strerror(errno));
+        err_set(err, errlen, errno, "%s: %s", show, strerror(errno));
         goto out;
     }
     if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) != 0) {
-        fail(err, errlen, errno, "chown %s: %s", show, strerror(errno));
+        err_set(err, errlen, errno, "chown %s: %s", show, strerror(errno));
         goto out;
     }
     /* after chown: chown clears the setgid bit */
     if (fchmod(fd, DIR_MODE) != 0) {
-        fail(err, errlen, errno, "chmod %s: %s", show, strerror(errno));
+        err_set(err, errlen, errno, "chmod %s: %s", show, strerror(errno));
         goto out;
     }
     rc = 0;
@@ -302,9 +287,10 @@ int spool_init(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
     int fd, i, b, rc = -1;
 
     if (mkdir(path, DIR_MODE) != 0 && errno != EEXIST)
-        return fail(err, errlen, errno, "mkdir %s: %s", path, strerror(errno));
+        return err_set(err, errlen, errno, "mkdir %s: %s", path,
+                       strerror(errno));
     if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
+        return err_set(err, errlen, errno, "%s: %s", path, strerror(errno));
     if (make_dir(fd, ".", path, uid, gid, err, errlen) != 0)
         goto out;
     snprintf(show, sizeof(show), "%s/lock", path);
@@ -334,7 +320,8 @@ int spool_init(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
     rc = 0;
     /* Directory entries must survive a crash like everything else. */
     if (syncfs(fd) != 0)
-        rc = fail(err, errlen, errno, "syncfs %s: %s", path, strerror(errno));
+        rc =
+            err_set(err, errlen, errno, "syncfs %s: %s", path, strerror(errno));
 out:
     close(fd);
     return rc;
@@ -470,11 +457,11 @@ struct queue_file *queue_file_create(struct spool *sp, const char *queue,
     int e;
 
     if (!queue_valid(queue)) {
-        fail(err, errlen, EINVAL, "unknown queue \"%s\"", queue);
+        err_set(err, errlen, EINVAL, "unknown queue \"%s\"", queue);
         return NULL;
     }
     if (!(qf = calloc(1, sizeof(*qf)))) {
-        fail(err, errlen, ENOMEM, "out of memory");
+        err_set(err, errlen, ENOMEM, "out of memory");
         return NULL;
     }
     qf->sp = sp;
@@ -491,8 +478,8 @@ struct queue_file *queue_file_create(struct spool *sp, const char *queue,
                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
     if (qf->fd < 0) {
         e = errno;
-        fail(err, errlen, e, "create %s/%s: %s", sp->path, qf->tmpname,
-             strerror(e));
+        err_set(err, errlen, e, "create %s/%s: %s", sp->path, qf->tmpname,
+                strerror(e));
         free(qf);
         errno = e;
         return NULL;
@@ -501,8 +488,8 @@ struct queue_file *queue_file_create(struct spool *sp, const char *queue,
      * spool group must still be able to read the entry. */
     if (fchmod(qf->fd, FILE_MODE) != 0) {
         e = errno;
-        fail(err, errlen, e, "chmod %s/%s: %s", sp->path, qf->tmpname,
-             strerror(e));
+        err_set(err, errlen, e, "chmod %s/%s: %s", sp->path, qf->tmpname,
+                strerror(e));
         queue_file_abort(qf);
         errno = e;
         return NULL;
@@ -750,14 +737,15 @@ int queue_publish_staged(struct spool *sp, const char *staged,
 
     if (!valid_staged(staged) || qname_parse(name, &qn) != 0 ||
         qn.kind != QN_READY || !queue_valid(queue))
-        return fail(err, errlen, EINVAL, "invalid staged or entry name");
+        return err_set(err, errlen, EINVAL, "invalid staged or entry name");
     snprintf(src, sizeof(src), "stage/%s", staged);
     qname_bucket(queue, name, bucket, sizeof(bucket));
     snprintf(dst, sizeof(dst), "%s/%s", bucket, name);
     if (renameat(sp->fd, src, sp->fd, dst) != 0) {
         if (errno == ENOENT)
             return 1;
-        return fail(err, errlen, errno, "publish %s: %s", dst, strerror(errno));
+        return err_set(err, errlen, errno, "publish %s: %s", dst,
+                       strerror(errno));
     }
     return 0;
 }
@@ -774,7 +762,7 @@ int spool_unstage(struct spool *sp, const char *owner, char *err, size_t errlen)
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return fail(err, errlen, e, "%s/stage: %s", sp->path, strerror(e));
+        return err_set(err, errlen, e, "%s/stage: %s", sp->path, strerror(e));
     }
     while ((de = readdir(d)) != NULL)
         if (strncmp(de->d_name, owner, n) == 0 && de->d_name[n] == '.' &&
@@ -787,8 +775,8 @@ int spool_unstage(struct spool *sp, const char *owner, char *err, size_t errlen)
 int spool_sync_dir(struct spool *sp, const char *rel, char *err, size_t errlen)
 {
     if (fsync_dir(sp->fd, rel) != 0)
-        return fail(err, errlen, errno, "fsync %s/%s: %s", sp->path, rel,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "fsync %s/%s: %s", sp->path, rel,
+                       strerror(errno));
     return 0;
 }
 
@@ -845,12 +833,12 @@ static int list_bucket(struct spool *sp, const char *queue, unsigned b,
     snprintf(rel, sizeof(rel), "%s/%02x", queue, b);
     fd = openat(sp->fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, errno, "%s/%s: %s", sp->path, rel,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "%s/%s: %s", sp->path, rel,
+                       strerror(errno));
     if (!(d = fdopendir(fd))) {
         close(fd);
-        return fail(err, errlen, errno, "%s/%s: %s", sp->path, rel,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "%s/%s: %s", sp->path, rel,
+                       strerror(errno));
     }
     while ((errno = 0, de = readdir(d)) != NULL) {
         struct qname qn;
@@ -864,7 +852,7 @@ static int list_bucket(struct spool *sp, const char *queue, unsigned b,
             continue;
         if (qlist_push(out, &qn) != 0) {
             closedir(d);
-            return fail(err, errlen, ENOMEM, "out of memory");
+            return err_set(err, errlen, ENOMEM, "out of memory");
         }
         if (max && out->n >= 2 * max) { /* keep memory bounded */
             qsort(out->v, out->n, sizeof(out->v[0]), qname_cmp);
@@ -874,7 +862,7 @@ static int list_bucket(struct spool *sp, const char *queue, unsigned b,
     if (errno) {
         int e = errno;
         closedir(d);
-        return fail(err, errlen, e, "readdir %s: %s", rel, strerror(e));
+        return err_set(err, errlen, e, "readdir %s: %s", rel, strerror(e));
     }
     closedir(d);
     return 0;
@@ -889,7 +877,7 @@ int queue_list(struct spool *sp, const char *queue, const struct slice_set *set,
 
     out->n = 0;
     if (!queue_valid(queue))
-        return fail(err, errlen, EINVAL, "unknown queue \"%s\"", queue);
+        return err_set(err, errlen, EINVAL, "unknown queue \"%s\"", queue);
     memset(want, set ? 0 : 1, sizeof(want));
     for (i = 0; set && i < set->n; i++) {
         if (!set->on[i])
@@ -940,7 +928,8 @@ static int claim_from(struct spool *sp, const char *queue, const char *rel,
     if (renameat(sp->fd, rel, sp->fd, c->path) != 0) {
         if (errno == ENOENT)
             return 1;
-        return fail(err, errlen, errno, "claim %s: %s", rel, strerror(errno));
+        return err_set(err, errlen, errno, "claim %s: %s", rel,
+                       strerror(errno));
     }
     c->fd =
         openat(sp->fd, c->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -956,7 +945,7 @@ static int claim_from(struct spool *sp, const char *queue, const char *rel,
         int e = errno;
         /* Not a regular file we can read: put it back as it was. */
         renameat(sp->fd, c->path, sp->fd, rel);
-        return fail(err, errlen, e, "open %s: %s", c->path, strerror(e));
+        return err_set(err, errlen, e, "open %s: %s", c->path, strerror(e));
     }
     return 0;
 }
@@ -968,9 +957,10 @@ int queue_claim(struct spool *sp, const char *queue, const char *fname,
     char rel[QFILE_MAX + 32];
 
     if (!queue_valid(queue))
-        return fail(err, errlen, EINVAL, "unknown queue \"%s\"", queue);
+        return err_set(err, errlen, EINVAL, "unknown queue \"%s\"", queue);
     if (qname_parse(fname, &qn) != 0 || qn.kind != QN_READY)
-        return fail(err, errlen, EINVAL, "not a ready entry name: %s", fname);
+        return err_set(err, errlen, EINVAL, "not a ready entry name: %s",
+                       fname);
     snprintf(rel, sizeof(rel), "%s/%.2s/%s", queue, qn.hash, fname);
     return claim_from(sp, queue, rel, &qn, c, err, errlen);
 }
@@ -982,7 +972,8 @@ int queue_claim_takeover(struct spool *sp, const char *queue,
     char rel[QFILE_MAX + 64], token[160];
 
     if (qn->kind != QN_CLAIMED)
-        return fail(err, errlen, EINVAL, "%s: not a claimed entry", qn->name);
+        return err_set(err, errlen, EINVAL, "%s: not a claimed entry",
+                       qn->name);
     snprintf(token, sizeof(token), "#%s#%ld#%llu", qn->node, (long)qn->pid,
              qn->start);
     claim_path(rel, sizeof(rel), queue, qn, token);
@@ -996,8 +987,8 @@ int queue_touch(struct claim *c, int64_t when, char *err, size_t errlen)
     ts[0].tv_sec = ts[1].tv_sec = (time_t)when;
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
     if (utimensat(c->sp->fd, c->path, ts, AT_SYMLINK_NOFOLLOW) != 0)
-        return fail(err, errlen, errno, "utimensat %s: %s", c->path,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "utimensat %s: %s", c->path,
+                       strerror(errno));
     return 0;
 }
 
@@ -1007,7 +998,7 @@ int queue_claim_read(struct claim *c, struct envelope *env, off_t *body_off,
     char why[QUEUE_ERR_MAX];
 
     if (envelope_read(c->fd, env, body_off, why, sizeof(why)) != 0)
-        return fail(err, errlen, errno, "%s: %s", c->qn.name, why);
+        return err_set(err, errlen, errno, "%s: %s", c->qn.name, why);
     return 0;
 }
 
@@ -1023,8 +1014,8 @@ int queue_remove(struct claim *c, char *bucket, char *err, size_t errlen)
     queue_claim_close(c);
     qname_bucket(c->queue, c->qn.name, bucket, 64);
     if (unlinkat(c->sp->fd, c->path, 0) != 0)
-        return fail(err, errlen, errno, "unlink %s: %s", c->path,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "unlink %s: %s", c->path,
+                       strerror(errno));
     return 0;
 }
 
@@ -1037,8 +1028,8 @@ int queue_done(struct claim *c, char *err, size_t errlen)
     /* Without this a power loss could bring the finished entry back and
      * it would be delivered again. */
     if (fsync_dir(c->sp->fd, bucket) != 0)
-        return fail(err, errlen, errno, "fsync %s: %s", bucket,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "fsync %s: %s", bucket,
+                       strerror(errno));
     return 0;
 }
 
@@ -1047,13 +1038,13 @@ static int rename_durably(struct spool *sp, const char *from,
                           const char *to_bucket, char *err, size_t errlen)
 {
     if (renameat(sp->fd, from, sp->fd, to) != 0)
-        return fail(err, errlen, errno, "rename %s to %s: %s", from, to,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "rename %s to %s: %s", from, to,
+                       strerror(errno));
     if (fsync_dir(sp->fd, to_bucket) != 0 ||
         (strcmp(from_bucket, to_bucket) != 0 &&
          fsync_dir(sp->fd, from_bucket) != 0))
-        return fail(err, errlen, errno, "fsync after rename to %s: %s", to,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "fsync after rename to %s: %s", to,
+                       strerror(errno));
     return 0;
 }
 
@@ -1074,7 +1065,7 @@ int queue_move(struct claim *c, const char *to, char *err, size_t errlen)
     struct qname qn = c->qn;
 
     if (!queue_valid(to))
-        return fail(err, errlen, EINVAL, "unknown queue \"%s\"", to);
+        return err_set(err, errlen, EINVAL, "unknown queue \"%s\"", to);
     if (strcmp(to, "bad") == 0 || strcmp(to, "hold") == 0) {
         if (!qn.origin[0]) /* remember where it came from */
             snprintf(qn.origin, sizeof(qn.origin), "%s", c->queue);
@@ -1128,8 +1119,8 @@ int queue_rewrite(struct claim *c, const struct envelope *env, char *err,
         return -1;
     envelope_free(&old);
     if (fstat(c->fd, &st) != 0)
-        return fail(err, errlen, errno, "fstat %s: %s", c->path,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "fstat %s: %s", c->path,
+                       strerror(errno));
     len = (int64_t)st.st_size - (int64_t)body_off;
     if (!(qf = queue_file_create(c->sp, c->queue, err, errlen)))
         return -1;
@@ -1150,13 +1141,13 @@ int queue_rewrite(struct claim *c, const struct envelope *env, char *err,
     qf_free(qf);
     fd = openat(c->sp->fd, c->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, errno, "reopen %s: %s", c->path,
-                    strerror(errno));
+        return err_set(err, errlen, errno, "reopen %s: %s", c->path,
+                       strerror(errno));
     queue_claim_close(c);
     c->fd = fd;
     return 0;
 bad:
-    fail(err, errlen, errno, "%s: rewrite: %s", c->qn.name, qf->err);
+    err_set(err, errlen, errno, "%s: rewrite: %s", c->qn.name, qf->err);
     {
         int e = errno;
         qf_free(qf);
@@ -1246,8 +1237,8 @@ int queue_recover(struct spool *sp, const char *queue,
 }
 
 int queue_recover_foreign(struct spool *sp, const char *queue,
-                          const struct slice_set *set,
-                          struct recover_stats *st, char *err, size_t errlen)
+                          const struct slice_set *set, struct recover_stats *st,
+                          char *err, size_t errlen)
 {
     struct qlist l = {NULL, 0, 0};
     size_t i;
@@ -1302,7 +1293,7 @@ int spool_clean_tmp(struct spool *sp, int max_age, struct recover_stats *st,
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return fail(err, errlen, e, "%s/tmp: %s", sp->path, strerror(e));
+        return err_set(err, errlen, e, "%s/tmp: %s", sp->path, strerror(e));
     }
     while ((de = readdir(d)) != NULL) {
         struct stat s;
