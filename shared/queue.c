@@ -1210,35 +1210,22 @@ to_bad:
         st->to_bad++;
 }
 
-int queue_recover(struct spool *sp, const char *queue,
-                  const struct slice_set *set, struct recover_stats *st,
-                  char *err, size_t errlen)
+/* Is this claim abandoned?  Our own node's: when its process is dead.
+ * Another node's: only when the caller knows (foreign, after taking the
+ * slice's lease): nothing here can see that node's processes. */
+static int claim_abandoned(const struct spool *sp, const struct qname *qn,
+                           int foreign)
 {
-    struct qlist l = {NULL, 0, 0};
-    size_t i;
-
-    if (queue_list(sp, queue, set, QL_CLAIMED, 0, &l, err, errlen) != 0) {
-        qlist_free(&l);
-        return -1;
-    }
-    for (i = 0; i < l.n; i++) {
-        const struct qname *qn = &l.v[i];
-
-        if (strcmp(qn->node, sp->cfg->node) != 0)
-            continue; /* another node's: only it can judge its processes */
-        if (qn->pid == sp->pid && qn->start == sp->start)
-            continue;
-        if (proc_alive(qn->pid, qn->start))
-            continue;
-        recover_one(sp, queue, qn, st);
-    }
-    qlist_free(&l);
-    return 0;
+    if (strcmp(qn->node, sp->cfg->node) != 0)
+        return foreign;
+    if (foreign || (qn->pid == sp->pid && qn->start == sp->start))
+        return 0;
+    return !proc_alive(qn->pid, qn->start);
 }
 
-int queue_recover_foreign(struct spool *sp, const char *queue,
-                          const struct slice_set *set, struct recover_stats *st,
-                          char *err, size_t errlen)
+static int recover_claims(struct spool *sp, const char *queue,
+                          const struct slice_set *set, int foreign,
+                          struct recover_stats *st, char *err, size_t errlen)
 {
     struct qlist l = {NULL, 0, 0};
     size_t i;
@@ -1248,10 +1235,24 @@ int queue_recover_foreign(struct spool *sp, const char *queue,
         return -1;
     }
     for (i = 0; i < l.n; i++)
-        if (strcmp(l.v[i].node, sp->cfg->node) != 0)
+        if (claim_abandoned(sp, &l.v[i], foreign))
             recover_one(sp, queue, &l.v[i], st);
     qlist_free(&l);
     return 0;
+}
+
+int queue_recover(struct spool *sp, const char *queue,
+                  const struct slice_set *set, struct recover_stats *st,
+                  char *err, size_t errlen)
+{
+    return recover_claims(sp, queue, set, 0, st, err, errlen);
+}
+
+int queue_recover_foreign(struct spool *sp, const char *queue,
+                          const struct slice_set *set, struct recover_stats *st,
+                          char *err, size_t errlen)
+{
+    return recover_claims(sp, queue, set, 1, st, err, errlen);
 }
 
 /* tmp names: SEC.USEC#NODE#PID#START#COUNTER */
