@@ -77,7 +77,23 @@ struct batch {
     struct went *e;
     size_t ne;
     char session_err[SMTP_TEXT_MAX + 64];
+    int cut_off; /* the spool cannot be written at all: stop sending */
 };
+
+/*
+ * A failure to record an outcome because the spool itself is gone (a
+ * dead network mount, an I/O error, a read-only remount), as opposed to
+ * a full disk: nothing more this session sends could be recorded, and
+ * whoever recovers the entries would send it again, so the session stops
+ * after the transaction in flight.  (On a full disk completed entries can
+ * still be removed, so delivery goes on.)
+ */
+static void note_record_failure(struct batch *b, int e)
+{
+    if (e == EIO || e == ENOTCONN || e == ESTALE || e == EROFS || e == ENODEV ||
+        e == ENXIO || e == ESHUTDOWN)
+        b->cut_off = 1;
+}
 
 /* May this worker go on with the entries it holds? */
 static int leases_hold(const struct batch *b)
@@ -311,6 +327,7 @@ static void finalize(struct batch *b, struct went *e)
          * again -- a bounded, documented duplicate, for a large gain on
          * streams of small entries. */
         if (queue_remove(&e->c, bucket, err, sizeof(err)) != 0) {
+            note_record_failure(b, errno);
             log_error("%s: %s", e->c.qn.name, err);
             return;
         }
@@ -341,8 +358,10 @@ static void finalize(struct batch *b, struct went *e)
                  "returned to sender",
                  e->c.qn.name, left, left == 1 ? "" : "s",
                  b->cfg->max_lifetime);
-        if (queue_done(&e->c, err, sizeof(err)) != 0)
+        if (queue_done(&e->c, err, sizeof(err)) != 0) {
+            note_record_failure(b, errno);
             log_error("%s: %s", e->c.qn.name, err);
+        }
         return;
     }
 keep:
@@ -358,6 +377,7 @@ keep:
     if (rewrite_keeping(b, e, &e->env, err, sizeof(err)) != 0 ||
         queue_touch(&e->c, next, err, sizeof(err)) != 0 ||
         queue_move(&e->c, "deferred", err, sizeof(err)) != 0) {
+        note_record_failure(b, errno);
         log_error("%s: cannot defer (entry stays claimed until recovery): %s",
                   e->c.qn.name, err);
         return;
@@ -459,10 +479,12 @@ static void txn_done(struct smtp_txn *t, void *arg)
     } else if (report_failures(b, e) == 0) {
         /* progress: drop what is settled, so a crash cannot resend it */
         e->env.recoveries = 0;
-        if (rewrite_keeping(b, e, &e->env, err, sizeof(err)) != 0)
+        if (rewrite_keeping(b, e, &e->env, err, sizeof(err)) != 0) {
+            note_record_failure(b, errno);
             log_error("%s: cannot record progress: %s", e->c.qn.name, err);
+        }
     }
-    if (worker_stop || !leases_hold(b)) {
+    if (worker_stop || b->cut_off || !leases_hold(b)) {
         /* SIGTERM, or a lease lost: the transaction in flight is
          * recorded; give back the entries not yet finished and go. */
         size_t i;
@@ -471,10 +493,12 @@ static void txn_done(struct smtp_txn *t, void *arg)
                 queue_unclaim(&b->e[i].c, err, sizeof(err)) != 0)
                 log_error("%s: %s", b->e[i].c.qn.name, err);
         sync_removed(b->sp);
-        log_info(worker_stop ? "stopping on SIGTERM after a recorded "
-                               "transaction"
-                             : "stopping: a lease of this session's slices "
-                               "was lost or handed back");
+        log_info("%s", worker_stop  ? "stopping on SIGTERM after a recorded "
+                                      "transaction"
+                       : b->cut_off ? "stopping: the spool cannot be written, "
+                                      "nothing more could be recorded"
+                                    : "stopping: a lease of this session's "
+                                      "slices was lost or handed back");
         _exit(0);
     }
 }
@@ -666,7 +690,7 @@ int worker_run(struct spool *sp, const struct mmq_config *cfg,
         memcpy(all + nall, tx, nt * sizeof(*tx));
         nall += nt;
         nt = 0;
-        if (b.session_err[0] || worker_stop)
+        if (b.session_err[0] || worker_stop || b.cut_off)
             break; /* the connection failed: do not hammer it */
         for (i = 0; i < b.ne; i++)
             if (!b.e[i].finalized && again_count(&b.e[i]) &&

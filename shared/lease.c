@@ -594,8 +594,12 @@ int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
         free(top);
         renewed = 0; /* we know nothing: let our leases run out */
         for (i = 0; i < ls->n; i++) {
-            if (ls->s[i].mine && t0 >= ls->s[i].valid_until)
+            if (ls->s[i].mine && t0 >= ls->s[i].valid_until) {
+                log_warn("lease %s %u: expired before it was renewed (the "
+                         "lease files cannot be read): stopping work on it",
+                         ls->stage, i);
                 drop(ls, i);
+            }
             ls->shared[i] = ls->s[i].mine ? ls->s[i].valid_until : 0;
         }
         return -1;

@@ -23,6 +23,7 @@
 #                          NODE's configuration (Message-ID <K@cluster.test>)
 #   cl_holders STAGE       "SLICE NODE" per slice: the current lease holder
 #                          (or "-" if free or never taken), from the files
+#                          as node ${CL_VIEW:-a}'s mount shows them
 #   cl_wait_holders STAGE WANT SECS  wait until cl_holders equals WANT
 #   cl_drained SECS        wait until in/ out/ deferred/ hold no entry
 #   cl_tally POSTS         count (member, post) deliveries at the sink:
@@ -142,7 +143,7 @@ cl_post() {
 
 cl_holders() {
     local stage=$1 i f dir
-    dir=$(sed -n 's/^spool = "\(.*\)";/\1/p' "$T/a.conf")/lease
+    dir=$(sed -n 's/^spool = "\(.*\)";/\1/p' "$T/${CL_VIEW:-a}.conf")/lease
     for ((i = 0; i < CL_SLICES; i++)); do
         f=$(find "$dir" -maxdepth 1 -name "$stage.$i.*" 2>/dev/null | sort | tail -1)
         if [ -z "$f" ] || grep -q '^state free' "$f"; then
@@ -176,7 +177,7 @@ cl_wait_holders() {
 
 cl_drained() {
     local secs=$1 i dir n
-    dir=$(sed -n 's/^spool = "\(.*\)";/\1/p' "$T/a.conf")
+    dir=$(sed -n 's/^spool = "\(.*\)";/\1/p' "$T/${CL_VIEW:-a}.conf")
     for ((i = 0; i < secs * 5; i++)); do
         n=$(find "$dir/in" "$dir/out" "$dir/deferred" -type f 2>/dev/null |
             wc -l)
