@@ -557,6 +557,10 @@ static int tend_other(struct lease_set *ls, unsigned i, uint64_t top, double t0,
     s->mine = 1;
     s->valid_until = t0 + ls->cfg->lease_time;
     s->obs_set = 0;
+    /* An owner's request counts only if its heartbeat moves after this:
+     * a request left by an owner that died must not bounce the slice
+     * back and forth between us and nobody. */
+    s->want_hb[0] = 0;
     if (s->role == LEASE_ROLE_OWN)
         clear_want(ls, i);
     log_info("lease %s %u: acquired generation %" PRIu64 " (%s)", ls->stage, i,
