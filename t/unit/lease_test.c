@@ -294,6 +294,64 @@ static void test_race(void)
     config_free(&x.cfg);
 }
 
+/*
+ * The owner asks for its slices back and the standby releases them, but
+ * the owner dies before taking them: the standby takes them again after
+ * takeover_after and must then keep them (the dead owner's request stays
+ * on disk, its heartbeat no longer moves).  Run in a child so that the
+ * two nodes have identities of their own.
+ */
+static int owner_dies_child(void)
+{
+    struct node a, b;
+    double t0;
+    unsigned held = 0;
+    int k;
+
+    node_open(&a, "a");
+    node_open(&b, "b");
+    node_lease(&a);
+    node_lease(&b);
+    for (t0 = lease_now(); lease_now() - t0 < 4.5 && (held & 3) != 3;) {
+        held |= tick(&b);
+        usleep(100000);
+    }
+    if ((held & 3) != 3)
+        return 1;             /* b did not take 0-1 */
+    for (k = 0; k < 2; k++) { /* a asks; its heartbeat moves; b releases */
+        tick(&a);
+        tick(&b);
+    }
+    if (active(&b) & 3)
+        return 2; /* b did not hand 0-1 back */
+    /* a is dead from now on */
+    held = 0;
+    for (t0 = lease_now(); lease_now() - t0 < 6;) {
+        held |= tick(&b);
+        usleep(100000);
+    }
+    if ((held & 3) != 3)
+        return 3; /* b did not take 0-1 again */
+    if ((active(&b) & 3) != 3)
+        return 4; /* ... or gave them back to nobody */
+    return 0;
+}
+
+static void test_owner_dies_after_asking(void)
+{
+    int status;
+    pid_t pid;
+
+    tap_fork_prepare();
+    if ((pid = fork()) == 0)
+        _exit(owner_dies_child());
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        bail_out("owner_dies_child did not exit");
+    is_int(WEXITSTATUS(status), 0,
+           "an owner that dies after asking for its slices back does not "
+           "make the standby give them up again");
+}
+
 int main(void)
 {
     char cmd[256], err[512];
@@ -307,6 +365,7 @@ int main(void)
     test_takeover_and_handback();
     test_hostile_files();
     test_race();
+    test_owner_dies_after_asking();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         diag("could not remove %s", tmpdir);
