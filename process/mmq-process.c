@@ -138,8 +138,8 @@ static void cluster_join(struct spool *sp, struct slice_set *set,
 }
 
 /* Renew, take over, hand back; restore what the previous holder of a
- * slice we just took left claimed. */
-static void lease_round(struct spool *sp)
+ * slice we just took left claimed.  Returns the number of slices gained. */
+static int lease_round(struct spool *sp)
 {
     struct slice_set gained = {0, NULL};
     struct recover_stats st = {0, 0, 0};
@@ -155,6 +155,7 @@ static void lease_round(struct spool *sp)
         log_info("takeover: %u entries restored, %u moved to bad/", st.restored,
                  st.to_bad);
     slice_set_free(&gained);
+    return n > 0 ? n : 0;
 }
 
 /* Process what is ready now; returns how many entries were handled
@@ -276,13 +277,21 @@ int main(int argc, char **argv)
             break;
         if (seen > 0)
             continue; /* there may be more */
-        /* wait for inotify or the next scan, a second at a time so that
-         * a SIGTERM arriving just before poll() is seen promptly */
-        for (int waited = 0; waited < cfg.scan_interval && !got_term;
-             waited++) {
-            if (cluster && lease_now() >= lease.next_tick)
-                break; /* time to renew */
-            if (poll(&p, ifd >= 0 ? 1 : 0, cluster ? 250 : 1000) > 0) {
+        /* wait for inotify or the next scan, a second at most at a time
+         * so that a SIGTERM arriving just before poll() is seen promptly;
+         * leases are renewed on time meanwhile, and a slice taken over
+         * is scanned at once */
+        for (double until = lease_now() + cfg.scan_interval;
+             !got_term && lease_now() < until;) {
+            int ms = 1000;
+
+            if (cluster) {
+                if (lease_now() >= lease.next_tick && lease_round(&sp) > 0)
+                    break;
+                ms = (int)((lease.next_tick - lease_now()) * 1000) + 1;
+                ms = ms < 1 ? 1 : ms > 1000 ? 1000 : ms;
+            }
+            if (poll(&p, ifd >= 0 ? 1 : 0, ms) > 0) {
                 char buf[4096];
                 while (read(ifd, buf, sizeof(buf)) > 0)
                     ;
