@@ -202,16 +202,8 @@ is "$(sink_rcpts_of 'first post through Exim' | sort | tr '\n' ' ')" "$MEMBERS_S
     "Exim delivered the post to every member, once"
 is "$(sink_senders "$T/sink" | sort -u)" "announce-bounces@$D" \
     "the envelope sender is announce-bounces@$D"
-hdrs=0
-ndumps=0
-while IFS= read -r f; do
-    ndumps=$((ndumps + 1))
-    sink_message "$f" >"$T/msg"
-    case $(pl_hvals "$T/msg" List-Id) in
-    "Announcements <announce.$D>" | "\"Announcements\" <announce.$D>") hdrs=$((hdrs + 1)) ;;
-    esac
-done < <(grep -l 'first post through Exim' "$T"/sink/dump.*)
-is "$hdrs" "$ndumps" "every copy carries List-Id: Announcements <announce.$D>"
+mta_list_id_copies 'first post through Exim'
+is "$MTA_HDRS" "$MTA_NDUMPS" "every copy carries List-Id: Announcements <announce.$D>"
 mta_wait_grep "$MAINLOG" "=> m1@example.net R=members T=to_sink" 5
 ok $? "mainlog: the members' copies went out through the members router"
 is "$(grep -c "T=mmq_pipe" "$MAINLOG")" 1 "list mail to the members did not loop back into mmq"

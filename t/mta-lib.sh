@@ -21,6 +21,9 @@
 #   mta_deliver              mmq-deliver -1 -e as mmq ($T/deliver.log)
 #   mta_wait_files DIR N SECS  wait until DIR holds N files (or more)
 #   mta_wait_grep FILE ERE SECS  wait until FILE has a line matching ERE
+#   mta_list_id_copies TEXT  of the sink's dumps holding TEXT: MTA_NDUMPS how
+#                            many, MTA_HDRS how many carry List-Id:
+#                            Announcements <announce.$D> (quoted or not)
 #
 # Both tests create, when they are missing, the system group and user mmq
 # (groupadd --system mmq; useradd --system -g mmq -d /nonexistent
@@ -135,4 +138,20 @@ mta_wait_grep() {
         sleep 0.1
     done
     return 1
+}
+
+# shellcheck disable=SC2034 # MTA_HDRS and MTA_NDUMPS are for the caller
+mta_list_id_copies() {
+    local f
+    MTA_HDRS=0
+    MTA_NDUMPS=0
+    while IFS= read -r f; do
+        MTA_NDUMPS=$((MTA_NDUMPS + 1))
+        sink_message "$f" >"$T/msg"
+        case $(pl_hvals "$T/msg" List-Id) in
+        "Announcements <announce.$D>" | "\"Announcements\" <announce.$D>")
+            MTA_HDRS=$((MTA_HDRS + 1))
+            ;;
+        esac
+    done < <(grep -l "$1" "$T"/sink/dump.*)
 }

@@ -185,16 +185,8 @@ is "$(sink_rcpts_of 'first post through Postfix' | sort | tr '\n' ' ')" "$MEMBER
     "Postfix delivered the post to every member, once"
 is "$(sink_senders "$T/sink" | sort -u)" "announce-bounces@$D" \
     "the envelope sender is announce-bounces@$D"
-hdrs=0
-ndumps=0
-while IFS= read -r f; do
-    ndumps=$((ndumps + 1))
-    sink_message "$f" >"$T/msg"
-    case $(pl_hvals "$T/msg" List-Id) in
-    "Announcements <announce.$D>" | "\"Announcements\" <announce.$D>") hdrs=$((hdrs + 1)) ;;
-    esac
-done < <(grep -l 'first post through Postfix' "$T"/sink/dump.*)
-is "$hdrs" "$ndumps" "every copy carries List-Id: Announcements <announce.$D>"
+mta_list_id_copies 'first post through Postfix'
+is "$MTA_HDRS" "$MTA_NDUMPS" "every copy carries List-Id: Announcements <announce.$D>"
 mta_wait_grep "$MAILLOG" "to=<m1@example.net>, relay=127.0.0.1.*status=sent" 5
 ok $? "maillog: the members' copies left Postfix through the relayhost"
 is "$(grep -c "relay=mmq" "$MAILLOG")" 1 "list mail to the members did not loop back into mmq"
