@@ -227,10 +227,11 @@ static int slice_busy(void *arg, unsigned i)
  * slice we just took left claimed, before any of it is dispatched. */
 static void lease_round(struct agent *a)
 {
-    struct slice_set gained = {0, NULL};
+    struct slice_set gained = {0, NULL}, fresh = {0, NULL};
     struct recover_stats st = {0, 0, 0};
     char err[QUEUE_ERR_MAX];
     int n = lease_tick(&a->lease, slice_busy, a, &gained, err, sizeof(err));
+    unsigned i;
 
     if (n < 0)
         log_error("%s", err);
@@ -243,11 +244,18 @@ static void lease_round(struct agent *a)
         log_info("takeover: %u entries restored, %u moved to bad/", st.restored,
                  st.to_bad);
     slice_set_free(&gained);
-    slice_set_free(&a->active);
-    if (lease_active(&a->lease, &a->active) != 0)
+    if (lease_active(&a->lease, &fresh) != 0)
         log_fatal(EX_OSERR, "out of memory");
-    a->dirty = 1;
-    a->next_deferred = 0; /* look at the deferred entries of new slices */
+    /* Only a change of the slices we work on calls for a new look at
+     * out/ and deferred/: a plain renewal costs no listing. */
+    for (i = 0; i < fresh.n; i++) {
+        if (fresh.on[i] && !a->active.on[i])
+            a->next_deferred = 0; /* the deferred entries of a new slice */
+        if (fresh.on[i] != a->active.on[i])
+            a->dirty = 1;
+    }
+    slice_set_free(&a->active);
+    a->active = fresh;
 }
 
 static void watch_buckets(struct agent *a)
