@@ -57,7 +57,7 @@ static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: mmqctl [-c FILE] init [-u USER] [-g GROUP]\n"
+            "usage: mmqctl [-V] [-c FILE] init [-u USER] [-g GROUP]\n"
             "       mmqctl [-c FILE] queue [QUEUE...] [--list L] "
             "[--slice SET] [--json]\n"
             "       mmqctl [-c FILE] show [--envelope] [--headers] [--body] "
@@ -1100,12 +1100,17 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     const struct verb *v;
     static struct ctl x;
+    static const struct option longopts[] = {{"version", 0, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
+    char err[CONFIG_ERR_MAX];
     int c, rc;
 
     log_init(argv[0], LOG_STDERR_ALWAYS);
-    while ((c = getopt(argc, argv, "+c:")) != -1) {
+    while ((c = getopt_long(argc, argv, "+c:V", longopts, NULL)) != -1) {
         if (c == 'c')
             config_path = optarg;
+        else if (c == 'V')
+            log_version_exit();
         else
             usage();
     }
@@ -1114,6 +1119,8 @@ int main(int argc, char **argv)
     v = find_verb(argv[optind]);
     load_config(config_path, &x.cfg);
     log_set_verbose(x.cfg.verbose);
+    if (log_open_file(x.cfg.log_file, err, sizeof(err)) != 0)
+        log_warn("%s", err); /* what we do is still said on stderr */
     if (v->needs_spool)
         open_spool(&x);
     rc = v->fn(&x, argc - optind, argv + optind);

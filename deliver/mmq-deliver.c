@@ -2,7 +2,7 @@
  * mmq-deliver - the delivery agent: drains out/ for a set of slices and
  * relays every entry to the MTA.
  *
- *     mmq-deliver [-c FILE] [-s SLICES] [-1] [-e] [-v]
+ *     mmq-deliver [-c FILE] [-s SLICES] [-1] [-e] [-v] [-V]
  *
  * The story: lock our slices (per node), recover what a dead agent of this
  * node left claimed, then loop: promote deferred entries whose time has
@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,7 +60,6 @@ struct agent {
     const char *config_path;
     const char *slices_arg;
     int once;
-    int log_stderr;
     struct mmq_config cfg;
     struct spool sp;
     struct slice_set set;    /* every slice we may serve (own + standby) */
@@ -99,15 +99,17 @@ static void on_worker_term(int sig)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: mmq-deliver [-c FILE] [-s SLICES] [-1] [-e] [-v]\n");
+            "usage: mmq-deliver [-c FILE] [-s SLICES] [-1] [-e] [-v] [-V]\n");
     exit(EX_USAGE);
 }
 
 static void parse_args(struct agent *a, int argc, char **argv)
 {
+    static const struct option longopts[] = {{"version", 0, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     int c;
 
-    while ((c = getopt(argc, argv, "c:s:1ev")) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:1evV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             a->config_path = optarg;
@@ -119,12 +121,13 @@ static void parse_args(struct agent *a, int argc, char **argv)
             a->once = 1;
             break;
         case 'e':
-            log_init("mmq-deliver", LOG_STDERR_ALWAYS);
-            a->log_stderr = 1;
+            log_init("mmq-deliver", LOG_STDERR_STAMPED);
             break;
         case 'v':
             log_set_verbose(1);
             break;
+        case 'V':
+            log_version_exit();
         default:
             usage();
         }
@@ -141,6 +144,9 @@ static void load_config(struct agent *a)
         log_fatal(EX_CONFIG, "%s", err);
     if (a->cfg.verbose)
         log_set_verbose(1);
+    if (log_open_file(a->cfg.log_file, err, sizeof(err)) != 0)
+        log_error("%s", err);
+    log_warn_if_unheard();
     if (smtp_setup(&a->cfg, err, sizeof(err)) != 0)
         log_fatal(EX_CONFIG, "%s", err);
 }
@@ -531,8 +537,8 @@ static void reload(struct agent *a)
     struct mmq_config fresh;
 
     got_hup = 0;
-    log_init("mmq-deliver",
-             a->log_stderr ? LOG_STDERR_ALWAYS : LOG_STDERR_AUTO); /* reopen */
+    if (log_reopen(err, sizeof(err)) != 0)
+        log_error("SIGHUP: %s", err);
     if (config_load(a->config_path, &fresh, err, sizeof(err)) != 0) {
         log_error("SIGHUP: keeping the old configuration: %s", err);
         config_free(&fresh);
@@ -556,6 +562,8 @@ static void reload(struct agent *a)
     config_free(&a->cfg);
     a->cfg = fresh;
     a->sp.cfg = &a->cfg;
+    if (log_open_file(a->cfg.log_file, err, sizeof(err)) != 0)
+        log_error("SIGHUP: %s", err);
     log_info("configuration reloaded");
 }
 

@@ -4,7 +4,8 @@
  * The MTA (Postfix pipe(8), Exim's pipe transport) runs us once per message
  * with the message on stdin:
  *
- *     mmq-filter [-c FILE] [-f SENDER] [-r RECIPIENT] [-R ROLE] LIST
+ *     mmq-filter [-c FILE] [-f SENDER] [-r RECIPIENT] [-R ROLE]
+ *                [-q MTA_QUEUE_ID] LIST
  *
  * We answer with a sysexits(3) code, and the MTA acts on it:
  *   0  EX_OK         the entry is complete and fsync()ed in the spool
@@ -24,6 +25,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +42,7 @@
 #include "queue.h"
 
 #define SENDER_MAX 2048
+#define MTA_ID_MAX 256
 #define READ_CHUNK 65536
 
 struct options {
@@ -47,6 +50,7 @@ struct options {
     const char *sender;
     const char *rcpt;
     const char *role;
+    const char *mta_id; /* the MTA's queue ID, for following a message */
     const char *list;
 };
 
@@ -128,15 +132,17 @@ static void usage(void)
 {
     refuse(EX_TEMPFAIL, "4.3.5 mmq-filter is misconfigured",
            "usage: mmq-filter [-c FILE] [-f SENDER] [-r RECIPIENT] "
-           "[-R post|bounces|owner|request] LIST");
+           "[-R post|bounces|owner|request] [-q MTA_QUEUE_ID] [-V] LIST");
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
+    static const struct option longopts[] = {{"version", 0, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     int c;
 
     memset(o, 0, sizeof(*o));
-    while ((c = getopt(argc, argv, "c:f:r:R:")) != -1) {
+    while ((c = getopt_long(argc, argv, "c:f:r:R:q:V", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->config = optarg;
@@ -150,6 +156,11 @@ static void parse_args(int argc, char **argv, struct options *o)
         case 'R':
             o->role = optarg;
             break;
+        case 'q':
+            o->mta_id = optarg;
+            break;
+        case 'V':
+            log_version_exit();
         default:
             usage();
         }
@@ -167,6 +178,8 @@ static void load_config(const struct options *o, struct mmq_config *cfg)
         refuse(EX_TEMPFAIL, "4.3.5 mail list configuration error",
                "configuration: %s", err);
     log_set_verbose(cfg->verbose);
+    if (log_open_file(cfg->log_file, err, sizeof(err)) != 0)
+        log_error("%s", err); /* the message is still taken */
 }
 
 /* Which list, and as which role: from -R, the recipient, or a suffix. */
@@ -357,6 +370,8 @@ int main(int argc, char **argv)
     if (opt.sender && strlen(opt.sender) > SENDER_MAX)
         refuse(EX_DATAERR, "5.1.7 invalid sender address",
                "sender address longer than %d bytes", SENDER_MAX);
+    if (opt.mta_id && (!*opt.mta_id || strlen(opt.mta_id) > MTA_ID_MAX))
+        opt.mta_id = NULL; /* not worth refusing a message over */
     load_config(&opt, &cfg);
     resolve_list(&opt, &cfg, list, &role);
     open_spool(&cfg, &spool);
@@ -369,14 +384,16 @@ int main(int argc, char **argv)
     env.arrival_usec = (int32_t)now.tv_usec;
     if (envelope_set(&env.list, list) ||
         envelope_set(&env.sender, opt.sender ? opt.sender : "") ||
+        envelope_set(&env.mta_queue_id, opt.mta_id) ||
         (opt.rcpt && envelope_add_rcpt(&env, opt.rcpt, NULL)))
         refuse(EX_TEMPFAIL, "4.3.0 out of memory", "out of memory");
 
     enqueue_message(&spool, &env, cfg.max_message_size, name);
 
-    log_info("%s: list=%s role=%s from=<%s> size=%lld queue=%s", name, list,
-             role_name(role), env.sender, (long long)env.size,
-             role == ROLE_BOUNCES ? "bounces" : "in");
+    log_info("%s: %s%s%slist=%s role=%s from=<%s> size=%lld queue=%s", name,
+             opt.mta_id ? "mta_queue_id=" : "", opt.mta_id ? opt.mta_id : "",
+             opt.mta_id ? " " : "", list, role_name(role), env.sender,
+             (long long)env.size, role == ROLE_BOUNCES ? "bounces" : "in");
     envelope_free(&env);
     spool_close(&spool);
     config_free(&cfg);

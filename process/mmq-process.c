@@ -1,7 +1,7 @@
 /*
  * mmq-process - the list stage: turns posts in in/ into deliveries in out/.
  *
- *     mmq-process [-c FILE] [-s SLICES] [-1] [-e] [-v]
+ *     mmq-process [-c FILE] [-s SLICES] [-1] [-e] [-v] [-V]
  *
  * The story: lock our slices of in/ (per node), restore what a dead list
  * stage of this node left claimed, then take the entries of our slices
@@ -9,14 +9,15 @@
  * policy and headers and expands it to the members (see post.c for the
  * crash rules).  New entries are noticed through inotify and by a full
  * scan every scan_interval seconds.  SIGTERM stops after the entry in
- * hand; SIGHUP reopens the log (list files and members files are re-read
- * whenever they change, without a signal).  With -1 it exits once its
- * slices of in/ are empty.
+ * hand; SIGHUP re-reads the configuration and reopens the log (list files
+ * and members files are re-read whenever they change, without a signal).
+ * With -1 it exits once its slices of in/ are empty.
  */
 #include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 #include "slice.h"
 
 static volatile sig_atomic_t got_term, got_hup;
+static int opt_verbose; /* -v: debug lines whatever the configuration says */
 
 static void on_signal(int sig)
 {
@@ -47,7 +49,7 @@ static void on_signal(int sig)
 static void usage(void)
 {
     fprintf(stderr, "usage: mmq-process [-c FILE] [-s SLICES] [-1] [-e] "
-                    "[-v]\n");
+                    "[-v] [-V]\n");
     exit(EX_USAGE);
 }
 
@@ -200,6 +202,61 @@ static size_t run_once(struct stage_ctx *ctx, const struct slice_set *all)
     return n;
 }
 
+/* Open the log_file of cfg, if any (at start and after SIGHUP). */
+static void open_log_file(const struct mmq_config *cfg)
+{
+    char err[CONFIG_ERR_MAX];
+
+    if (log_open_file(cfg->log_file, err, sizeof(err)) != 0)
+        log_error("%s", err);
+}
+
+/*
+ * SIGHUP: read the configuration again.  The spool, the slices and the
+ * cluster layout (leases and locks were taken by them) stay until a
+ * restart; the rest (lists_dir, archive_dir, max_message_size, verbose,
+ * log_file, ...) applies from the next post on.  A configuration that does
+ * not load is refused and the old one kept.
+ */
+static void reload(const char *path, struct mmq_config *cfg)
+{
+    struct mmq_config fresh;
+    char err[CONFIG_ERR_MAX];
+
+    if (log_reopen(err, sizeof(err)) != 0)
+        log_error("SIGHUP: %s", err);
+    if (config_load(path, &fresh, err, sizeof(err)) != 0) {
+        log_error("SIGHUP: keeping the old configuration: %s", err);
+        config_free(&fresh);
+        return;
+    }
+    if (fresh.slices != cfg->slices || strcmp(fresh.spool, cfg->spool) ||
+        strcmp(fresh.node, cfg->node) || fresh.nnodes != cfg->nnodes ||
+        strcmp(fresh.process_slices, cfg->process_slices))
+        log_warn("SIGHUP: spool, node, slices, process_slices and nodes take "
+                 "effect at restart only");
+#define KEEP(f)                                                                \
+    do {                                                                       \
+        __typeof__(fresh.f) t = fresh.f;                                       \
+        fresh.f = cfg->f;                                                      \
+        cfg->f = t;                                                            \
+    } while (0)
+    KEEP(slices);
+    KEEP(spool);
+    KEEP(node);
+    KEEP(process_slices);
+    KEEP(nodes);
+    KEEP(nnodes);
+    KEEP(lease_time);
+    KEEP(lease_margin);
+#undef KEEP
+    config_free(cfg); /* the old values, and the fresh ones we did not take */
+    *cfg = fresh;
+    log_set_verbose(opt_verbose || cfg->verbose);
+    open_log_file(cfg);
+    log_info("SIGHUP: configuration reloaded, log reopened");
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *slices = NULL;
@@ -209,10 +266,12 @@ int main(int argc, char **argv)
     struct stage_ctx ctx;
     struct sigaction sa;
     char err[QUEUE_ERR_MAX];
-    int c, once = 0, ifd, to_stderr = 0;
+    static const struct option longopts[] = {{"version", 0, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
+    int c, once = 0, ifd;
 
     log_init(argv[0], LOG_STDERR_AUTO);
-    while ((c = getopt(argc, argv, "c:s:1ev")) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:1evV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
@@ -224,12 +283,14 @@ int main(int argc, char **argv)
             once = 1;
             break;
         case 'e':
-            log_init(argv[0], LOG_STDERR_ALWAYS);
-            to_stderr = 1;
+            log_init(argv[0], LOG_STDERR_STAMPED);
             break;
         case 'v':
+            opt_verbose = 1;
             log_set_verbose(1);
             break;
+        case 'V':
+            log_version_exit();
         default:
             usage();
         }
@@ -240,6 +301,8 @@ int main(int argc, char **argv)
         log_fatal(EX_CONFIG, "%s", err);
     if (cfg.verbose)
         log_set_verbose(1);
+    open_log_file(&cfg);
+    log_warn_if_unheard();
     if (spool_open(&sp, &cfg, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "%s", err);
     if (slice_set_parse(slices           ? slices
@@ -270,8 +333,7 @@ int main(int argc, char **argv)
 
         if (got_hup) {
             got_hup = 0;
-            log_init(argv[0], to_stderr ? LOG_STDERR_ALWAYS : LOG_STDERR_AUTO);
-            log_info("SIGHUP: log reopened");
+            reload(config_path, &cfg);
         }
         if (once && seen == 0 && !cluster)
             break;

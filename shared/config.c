@@ -65,6 +65,8 @@ static const struct setting settings[] = {
     {"archive_dir", C_STR, OFF(archive_dir), 0, 0},
     {"lease_time", C_INT, OFF(lease_time), 2, 3600},
     {"lease_margin", C_INT, OFF(lease_margin), 1, 3600},
+    {"log_file", C_STR, OFF(log_file), 0, 0},
+    {"myhostname", C_STR, OFF(myhostname), 0, 0},
 };
 
 const char *config_default_path(void)
@@ -154,6 +156,8 @@ void config_free(struct mmq_config *cfg)
     free(cfg->postmaster);
     free(cfg->process_slices);
     free(cfg->archive_dir);
+    free(cfg->log_file);
+    free(cfg->myhostname);
     for (size_t i = 0; i < cfg->nnodes; i++) {
         free(cfg->nodes[i].name);
         free(cfg->nodes[i].process);

@@ -70,6 +70,9 @@ struct mmq_config {
     size_t nnodes;
     int lease_time;   /* seconds a holder works on without renewing */
     int lease_margin; /* file system visibility delay and scheduling slack */
+
+    char *log_file;   /* also log here, syslog format; NULL: syslog only */
+    char *myhostname; /* fully qualified name, for DSNs; NULL: the system's */
 };
 
 /* Default location of the configuration file (compiled in). */

@@ -14,6 +14,7 @@
  *     recoveries 0
  *     last-error 4.4.1%20connection%20refused   (optional)
  *     mbox-from From%20alice@example.org%20Sat%20Nov...  (optional)
+ *     mta-queue-id 4XyZ1k2Lmnz9 (optional) the MTA's queue ID (mmq-filter -q)
  *     verp 1                     (optional) per-recipient bounce sender
  *     approved 1                 (optional) released by the postmaster
  *     expanded 12                (optional) list stage: 12 out/ entries staged
@@ -72,6 +73,7 @@ struct envelope {
     int64_t held;     /* seconds spent in hold/ (not counted in lifetime) */
     char *last_error; /* NULL: none */
     char *mbox_from;  /* the MTA's leading "From " line, no line end */
+    char *mta_queue_id; /* the MTA's queue ID of the message, or NULL */
     int64_t size;     /* message bytes after the envelope */
     struct envelope_rcpt *rcpt;
     size_t nrcpt;

@@ -258,7 +258,7 @@ sys.exit(1 if bad or n == 0 else 0)' "$msg"
 
 # dl_log_ids LOG: the queue IDs LOG reports transactions for, sorted, unique.
 dl_log_ids() {
-    sed -n 's/^mmq-deliver: \([0-9]\{10\}\.[0-9]\{6\}+[0-9a-f]\{40\}\): to=<.*/\1/p' \
+    sed -n 's/^.* mmq-deliver\[[0-9]*\]: \([0-9]\{10\}\.[0-9]\{6\}+[0-9a-f]\{40\}\): to=<.*/\1/p' \
         "$1" | sort -u
 }
 

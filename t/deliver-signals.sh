@@ -62,7 +62,7 @@ else
 fi
 is "$(grep -c 'stopping on SIGTERM after a recorded transaction' "$LOG")" "$nw" \
     "SIGTERM: each of the $nw workers stopped after recording its transaction"
-grep -q 'mmq-deliver: stopped' "$LOG"
+grep -q 'mmq-deliver\[[0-9]*\]: stopped' "$LOG"
 ok $? "SIGTERM: the log says stopped"
 
 # the rest, to a sink without delays

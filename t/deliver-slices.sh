@@ -101,8 +101,8 @@ dl_slice_of "$SLICES" "${all[@]}" >"$T/ids.slice"
 bad=0
 while read -r id s; do
     if [ "$s" -le 3 ]; then own=$LA other=$LB; else own=$LB other=$LA; fi
-    if [ "$(grep -c "^mmq-deliver: $id: removed\$" "$own")" -ne 1 ] ||
-        grep -q "^mmq-deliver: $id:" "$other"; then
+    if [ "$(grep -c " mmq-deliver\[[0-9]*\]: $id: removed\$" "$own")" -ne 1 ] ||
+        grep -q " mmq-deliver\[[0-9]*\]: $id:" "$other"; then
         bad=$((bad + 1))
         [ "$bad" -le 3 ] && diag "$id (slice $s): not removed exactly once by its own agent alone"
     fi
