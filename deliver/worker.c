@@ -429,29 +429,75 @@ static void classify(struct batch *b, struct wtxn *w)
     }
 }
 
+/*
+ * The delivery log, as Postfix writes it: the recipients a transaction
+ * delivered on one line, and every recipient it did not deliver on a line
+ * of its own with the server's reply (or, when the server said nothing,
+ * why the session failed: "4.4.2 Connection refused").  Each recipient is
+ * on exactly one line, so counting "status=" words counts recipients.
+ * What is logged is what classify() decided (a 5.7.x refusal of every
+ * recipient is a deferral, not a bounce).
+ */
+static const char *state_word(unsigned char s)
+{
+    return s == R_SENT ? "sent" : s == R_FAILED ? "bounced" : "deferred";
+}
+
+/* The "d.d.d" status at the start of text or after its SMTP code. */
+static void status_of(const char *text, char *out, size_t outlen)
+{
+    const char *p = text;
+    size_t n;
+
+    if (p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
+        p[2] >= '0' && p[2] <= '9' && (p[3] == ' ' || p[3] == '-'))
+        p += 4;
+    n = strspn(p, "0123456789.");
+    if (n < 5 || n >= outlen || (p[0] != '2' && p[0] != '4' && p[0] != '5') ||
+        p[1] != '.')
+        n = 0;
+    snprintf(out, outlen, "%.*s", n ? (int)n : 1, n ? p : "-");
+}
+
+static void log_line(struct batch *b, const struct wtxn *w, const char *to,
+                     size_t more, const struct smtp_rcpt_result *r,
+                     const char *status)
+{
+    const struct went *e = w->e;
+    const char *text = r && r->text[0]  ? r->text
+                       : b->session_err[0] ? b->session_err
+                                           : "-";
+    char dsn[sizeof(r->status)];
+
+    if (r && r->status[0])
+        snprintf(dsn, sizeof(dsn), "%s", r->status);
+    else
+        status_of(text, dsn, sizeof(dsn));
+    log_info("%s: to=<%s>%s%.0zu, list=%s%s%s, relay=%s:%d, delay=%.2f, "
+             "rcpts=%zu, dsn=%s, status=%s (%s)",
+             e->c.qn.name, to, more ? " +" : "", more, e->env.list,
+             e->env.role == ROLE_POST ? "" : ", forwarding=",
+             e->env.role == ROLE_POST ? "" : role_name(e->env.role),
+             b->cfg->relay_host, b->cfg->relay_port,
+             now_f() - (double)e->env.arrival_sec, more + 1, dsn, status, text);
+}
+
 static void log_txn(struct batch *b, const struct wtxn *w)
 {
-    size_t k, sent = 0, failed = 0, retry = 0;
-    const struct smtp_rcpt_result *shown = &w->t.msg;
+    size_t k, sent = 0, first = 0;
 
+    for (k = 0; k < w->t.nrcpt; k++)
+        if (w->e->state[w->idx[k]] == R_SENT && sent++ == 0)
+            first = k;
+    if (sent > 0)
+        log_line(b, w, w->t.rcpt[first], sent - 1, &w->t.msg, "sent");
     for (k = 0; k < w->t.nrcpt; k++) {
-        enum smtp_outcome o = smtp_outcome(&w->t, k);
-        sent += o == SMTP_SENT;
-        failed += o == SMTP_FAILED;
-        retry += o == SMTP_RETRY;
-        if (o != SMTP_SENT && w->t.res[k].code && shown == &w->t.msg)
-            shown = &w->t.res[k];
+        unsigned char s = w->e->state[w->idx[k]];
+
+        if (s != R_SENT)
+            log_line(b, w, w->t.rcpt[k], 0, w->e->why[w->idx[k]],
+                     state_word(s));
     }
-    log_info("%s: to=<%s>%s%.0zu, relay=%s:%d, delay=%.2f, rcpts=%zu, "
-             "dsn=%s, status=%s (sent=%zu deferred=%zu bounced=%zu) (%s)",
-             w->e->c.qn.name, w->t.rcpt[0], w->t.nrcpt > 1 ? " +" : "",
-             w->t.nrcpt > 1 ? w->t.nrcpt - 1 : 0, b->cfg->relay_host,
-             b->cfg->relay_port, now_f() - (double)w->e->env.arrival_sec,
-             w->t.nrcpt, shown->status[0] ? shown->status : "-",
-             failed && !sent && !retry ? "bounced"
-             : retry && !sent          ? "deferred"
-                                       : "sent",
-             sent, retry, failed, shown->text[0] ? shown->text : "-");
 }
 
 static size_t again_count(const struct went *e)

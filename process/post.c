@@ -149,9 +149,16 @@ static int publish(struct post *p, size_t n)
         if (spool_sync_dir(sp, bucket, err, sizeof(err)) != 0)
             return give_back(p, err);
     }
-    snprintf(err, sizeof(err),
-             "expanded into %zu out/ entr%s (%zu published now)", n,
-             n == 1 ? "y" : "ies", published);
+    if (p->env.role == ROLE_POST)
+        snprintf(err, sizeof(err),
+                 "expanded into %zu out/ entr%s (%zu published now)", n,
+                 n == 1 ? "y" : "ies", published);
+    else
+        snprintf(err, sizeof(err),
+                 "forwarding %s mail of list %s to its owners: %zu out/ "
+                 "entr%s (%zu published now)",
+                 role_name(p->env.role), p->env.list, n, n == 1 ? "y" : "ies",
+                 published);
     return finish(p, err);
 }
 
@@ -172,7 +179,8 @@ static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
         struct queue_file *qf;
 
         envelope_init(&out);
-        out.role = ROLE_POST;
+        out.role = p->env.role; /* owner, request: mmq-deliver logs it as
+                                   forwarding */
         out.arrival_sec = p->env.arrival_sec; /* lifetime counts from here */
         out.arrival_usec = p->env.arrival_usec;
         out.held = p->env.held; /* time held for moderation does not count */

@@ -49,6 +49,8 @@
 #       unavailable", "452 4.5.3 Error: too many recipients" (rejected
 #       recipients do not count towards N).  DATA with no accepted recipient:
 #       "554 5.5.1 Error: no valid recipients".
+#   --reject57 RE   per RCPT, before the others: "554 5.7.1 <a>: Relay
+#       access denied" (a policy refusal, not a bad mailbox).
 #   --drop-after-mail K  replies queued before MAIL are sent, then the socket is
 #       closed without a reply to MAIL (pipelined RCPT/DATA that were unread
 #       make the kernel send RST instead of FIN: the client sees EOF or
@@ -144,6 +146,8 @@ def parse_args(argv):
                    help="advertise CHUNKING and accept BDAT")
     p.add_argument("--reject5", action="append", default=[], metavar="REGEX",
                    help="550 5.1.1 for RCPT addresses matching (re.search)")
+    p.add_argument("--reject57", action="append", default=[], metavar="REGEX",
+                   help="554 5.7.1 for RCPT addresses matching (re.search)")
     p.add_argument("--reject4", action="append", default=[], metavar="REGEX",
                    help="450 4.2.1 for RCPT addresses matching (re.search)")
     p.add_argument("--max-rcpts", type=int, metavar="N",
@@ -217,6 +221,7 @@ class Server:
                           encoding="utf-8", errors="backslashreplace")
         self.reject5 = [re.compile(r) for r in args.reject5]
         self.reject4 = [re.compile(r) for r in args.reject4]
+        self.reject57 = [re.compile(r) for r in args.reject57]
         self.user = self.password = None
         if args.require_auth is not None:
             self.user, self.password = args.require_auth.split(":", 1)
@@ -720,6 +725,10 @@ class Session:
         addr, params = p
         if params:
             self.reply("555 5.5.4 Unsupported option: %s" % params[0])
+            return
+        if any(r.search(addr) for r in self.srv.reject57):
+            self.srv.bump("rcpt_rejected")
+            self.reply("554 5.7.1 <%s>: Relay access denied" % addr)
             return
         if any(r.search(addr) for r in self.srv.reject5):
             self.srv.bump("rcpt_rejected")
