@@ -158,9 +158,7 @@ static int queue_dsn(struct batch *b, struct went *e, const size_t *idx,
         free(r);
         return 0;
     }
-    if (gethostname(host, sizeof(host) - 1) != 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = 0;
+    snprintf(host, sizeof(host), "%s", config_myhostname(b->cfg));
     for (i = 0; i < n; i++) {
         const struct smtp_rcpt_result *w = e->why[idx[i]];
         r[i].addr = e->env.rcpt[idx[i]].addr;

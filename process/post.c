@@ -92,11 +92,35 @@ static void rfc5322_date(char *out, size_t outlen)
 
 /* Something failed that may work later (disk full, a list file being
  * edited): put the entry back and have the loop skip it for a while. */
+/* The reason goes into the entry's last-error too, as for deferred/
+ * entries, so that "mmqctl queue", "show" and "check" tell the postmaster
+ * without the log.  The envelope is read again from the entry, so that
+ * only last-error changes (not what this run changed in p->env); written
+ * only when the reason is new, not every RETRY_AFTER seconds. */
+static void note_error(struct post *p, const char *why)
+{
+    struct envelope env;
+    off_t off;
+    char err[QUEUE_ERR_MAX];
+
+    envelope_init(&env);
+    if (queue_claim_read(&p->c, &env, &off, err, sizeof(err)) != 0 ||
+        (env.last_error && strcmp(env.last_error, why) == 0)) {
+        envelope_free(&env);
+        return;
+    }
+    if (envelope_set(&env.last_error, why) != 0 ||
+        queue_rewrite(&p->c, &env, err, sizeof(err)) != 0)
+        log_warn("%s: cannot record the error in the entry: %s", p->id, err);
+    envelope_free(&env);
+}
+
 static int give_back(struct post *p, const char *why)
 {
     char err[QUEUE_ERR_MAX];
 
     log_error("%s: %s (entry kept in in/, will retry)", p->id, why);
+    note_error(p, why);
     if (queue_unclaim(&p->c, err, sizeof(err)) != 0)
         log_error("%s: cannot give the entry back (it stays claimed until "
                   "the next start): %s",

@@ -11,9 +11,11 @@
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,6 +107,32 @@ static char *default_node(void)
     if (!config_valid_node(host))
         return strdup("localhost");
     return strdup(host);
+}
+
+const char *config_myhostname(const struct mmq_config *cfg)
+{
+    static char host[256];
+    struct addrinfo hints, *ai = NULL;
+
+    if (cfg->myhostname && *cfg->myhostname)
+        return cfg->myhostname;
+    if (host[0])
+        return host;
+    if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = 0;
+    if (strchr(host, '.'))
+        return host;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_CANONNAME;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &ai) == 0 && ai->ai_canonname &&
+        strchr(ai->ai_canonname, '.') &&
+        strlen(ai->ai_canonname) < sizeof(host))
+        snprintf(host, sizeof(host), "%s", ai->ai_canonname);
+    if (ai)
+        freeaddrinfo(ai);
+    return host;
 }
 
 int config_defaults(struct mmq_config *cfg)

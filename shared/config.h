@@ -107,6 +107,14 @@ const struct mmq_node *config_slice_owner(const struct mmq_config *cfg,
 int config_parse_file(config_t *lc, const char *path, const char *include_dir,
                       char *err, size_t errlen);
 
+/*
+ * The host's fully qualified name, for DSNs (Reporting-MTA, "the mail
+ * system at host ..."): myhostname if set, else the system's name, made
+ * fully qualified through the resolver (/etc/hosts, DNS) when it has no
+ * dot.  Looked up once per process; the result is static.
+ */
+const char *config_myhostname(const struct mmq_config *cfg);
+
 /* Node names: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 int config_valid_node(const char *name);
 

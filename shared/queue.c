@@ -89,11 +89,19 @@ static int check_dir(const struct spool *sp, int fd, const char *what,
         return err_set(err, errlen, EPERM,
                        "%s/%s: world-writable: refusing an unsafe spool",
                        sp->path, what);
-    if (!owner_ok(sp, st.st_uid))
+    if (!owner_ok(sp, st.st_uid)) {
+        /* say what to do: run as the owner (or name it in spool_user) */
+        struct passwd *pw = getpwuid(st.st_uid);
+        char owner[64];
+
+        snprintf(owner, sizeof(owner), "%s", pw ? pw->pw_name : "OWNER");
         return err_set(err, errlen, EPERM,
-                       "%s/%s: owned by uid %ld, not by us (uid %ld) nor by "
-                       "spool_user: refusing an unsafe spool",
-                       sp->path, what, (long)st.st_uid, (long)geteuid());
+                       "%s/%s: owned by uid %ld (%s), not by us (uid %ld) nor "
+                       "by spool_user: refusing an unsafe spool; run as the "
+                       "spool's owner: runuser -u %s -- %s ...",
+                       sp->path, what, (long)st.st_uid, owner, (long)geteuid(),
+                       owner, log_progname());
+    }
     return 0;
 }
 

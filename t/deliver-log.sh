@@ -18,7 +18,7 @@ log_count() { grep -cE -- "$1" "$AGENT_LOG"; }
 # mixed outcomes in one transaction
 dl_spool
 fault_start --reject5 '^bad' --reject4 '^tmp' --reject4 "^${S//./\\.}\$"
-dl_conf
+dl_conf 'myhostname = "mx1.lists.example.org";'
 queue_mail "$S" ok1@example.com bad1@example.com tmp1@example.com ok2@example.com
 run_agent
 is "$(log_count 'to=<ok1@example.com> \+1, list=announce, relay=[^ ]+, delay=[0-9.]+, rcpts=2, dsn=2\.0\.0, status=sent ')" 1 \
@@ -30,6 +30,12 @@ is "$(log_count 'to=<tmp1@example.com>, list=announce, .*dsn=4\.2\.1, status=def
 is "$(log_count 'status=(sent|bounced|deferred)')" 4 \
     "mixed: three lines for the transaction, one for the DSN's (deferred) delivery"
 diag "$(grep 'to=<' "$AGENT_LOG")"
+# the DSN for bad1 (deferred: the sender's address gets 450) names the host
+dsn=$(grep -l '^Reporting-MTA: dns; ' -r "$SPOOL/deferred" | head -n 1)
+grep -q '^Reporting-MTA: dns; mx1\.lists\.example\.org' "${dsn:-/dev/null}"
+ok $? "DSN: Reporting-MTA is myhostname"
+grep -q 'This is the mail system at host mx1\.lists\.example\.org\.' "${dsn:-/dev/null}"
+ok $? "DSN: \"the mail system at host\" myhostname"
 
 # every recipient refused with 5.7.x: deferred (the relay refuses us)
 dl_spool
