@@ -10,7 +10,7 @@
  *     mmqctl [-c FILE] delete [-y] ID... | --all --queue Q [--list L]
  *     mmqctl [-c FILE] requeue ID...
  *     mmqctl [-c FILE] stats [QUEUE...] [--json]
- *     mmqctl [-c FILE] check [--no-agents]
+ *     mmqctl [-c FILE] check [--no-agents] [--deferred-age SECONDS]
  *     mmqctl [-c FILE] recover
  *     mmqctl [-c FILE] slices [--json]
  *
@@ -29,6 +29,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,8 @@ static void usage(void)
             "[--list L]\n"
             "       mmqctl [-c FILE] requeue ID...\n"
             "       mmqctl [-c FILE] stats [QUEUE...] [--json]\n"
-            "       mmqctl [-c FILE] check [--no-agents]\n"
+            "       mmqctl [-c FILE] check [--no-agents] [--deferred-age "
+            "SECONDS]\n"
             "       mmqctl [-c FILE] recover\n"
             "       mmqctl [-c FILE] slices [--json]\n");
     exit(EX_USAGE);
@@ -191,7 +193,8 @@ enum {
     OPT_ENVELOPE,
     OPT_HEADERS,
     OPT_BODY,
-    OPT_NO_AGENTS
+    OPT_NO_AGENTS,
+    OPT_DEFERRED_AGE
 };
 
 static const struct option long_opts[] = {
@@ -204,6 +207,7 @@ static const struct option long_opts[] = {
     {"headers", no_argument, NULL, OPT_HEADERS},
     {"body", no_argument, NULL, OPT_BODY},
     {"no-agents", no_argument, NULL, OPT_NO_AGENTS},
+    {"deferred-age", required_argument, NULL, OPT_DEFERRED_AGE},
     {"yes", no_argument, NULL, 'y'},
     {NULL, 0, NULL, 0}};
 
@@ -211,6 +215,7 @@ struct opts {
     int json, all, yes, no_agents;
     int parts; /* show: 1 envelope, 2 headers, 4 body */
     const char *list, *slice, *queue;
+    const char *deferred_age; /* check: in seconds */
     char **args; /* the operands */
     int nargs;
 };
@@ -256,6 +261,9 @@ static void parse_opts(int argc, char **argv, const int *allowed,
             break;
         case OPT_NO_AGENTS:
             o->no_agents = 1;
+            break;
+        case OPT_DEFERRED_AGE:
+            o->deferred_age = optarg;
             break;
         case 'y':
             o->yes = 1;
@@ -979,19 +987,120 @@ static void report_finding(void *arg, enum qcheck_severity sev,
     putchar('\n');
 }
 
+/* "3d4h", "5h12m", "40m", "30s" */
+static void fmt_age(char *out, size_t outlen, long long s)
+{
+    if (s >= 86400)
+        snprintf(out, outlen, "%lldd%lldh", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        snprintf(out, outlen, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        snprintf(out, outlen, "%lldm", s / 60);
+    else
+        snprintf(out, outlen, "%llds", s < 0 ? 0 : s);
+}
+
+/* A bounces/ entry older than this means nothing takes bounces/ in. */
+#define BOUNCES_STALE 3600
+
+static void finding(struct findings *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void finding(struct findings *f, const char *fmt, ...)
+{
+    char text[QUEUE_ERR_MAX + 512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    report_finding(f, QC_PROBLEM, text);
+}
+
+/*
+ * What needs the postmaster beyond the spool's consistency (qcheck): a
+ * post kept in in/ by an error (the reason the list stage recorded in its
+ * last-error), deferred mail older than max_age, a bounces/ queue that
+ * nothing drains (its oldest entry older than BOUNCES_STALE), entries in
+ * bad/.  Envelopes are read for in/ and for old deferred/ entries only.
+ */
+static void check_attention(struct ctl *x, long long max_age,
+                            struct findings *f)
+{
+    char sid[QNAME_LEN + 1], err[QUEUE_ERR_MAX], age[32];
+    time_t now = time(NULL);
+    int64_t oldest_bounce = 0;
+    size_t i, nbounces = 0;
+
+    scan_spool(x);
+    for (i = 0; i < x->all.n; i++) {
+        const struct qentry *e = &x->all.v[i];
+        int in = strcmp(e->queue, "in") == 0;
+        struct envelope env;
+        struct stat st;
+
+        short_id(x, i, sid, sizeof(sid));
+        if (strcmp(e->queue, "bounces") == 0) {
+            if (nbounces++ == 0 || e->qn.sec < oldest_bounce)
+                oldest_bounce = e->qn.sec;
+            continue;
+        }
+        if (strcmp(e->queue, "bad") == 0) {
+            finding(f,
+                    "bad/%s (from %s/): set aside as unreadable or crashing: "
+                    "look at it (mmqctl show), then requeue or delete it",
+                    sid, e->qn.origin[0] ? e->qn.origin : "?");
+            continue;
+        }
+        if (!in && (strcmp(e->queue, "deferred") != 0 ||
+                    (long long)(now - e->qn.sec) <= max_age))
+            continue;
+        if (qentry_read(&x->sp, e, &env, NULL, &st, NULL, err, sizeof(err)))
+            continue; /* gone meanwhile, or unreadable: qcheck says so */
+        fmt_age(age, sizeof(age), (long long)(now - envelope_life_start(&env)));
+        if (in && env.last_error)
+            finding(f, "in/%s (list %s): kept in in/ by an error: %s", sid,
+                    env.list, env.last_error);
+        else if (!in && now - envelope_life_start(&env) > max_age)
+            finding(f,
+                    "deferred/%s (list %s): %zu recipient%s deferred for %s, "
+                    "%d attempt%s: %s",
+                    sid, env.list, env.nrcpt, env.nrcpt == 1 ? "" : "s", age,
+                    env.attempts, env.attempts == 1 ? "" : "s",
+                    env.last_error ? env.last_error : "-");
+        envelope_free(&env);
+    }
+    if (nbounces && now - oldest_bounce > BOUNCES_STALE) {
+        fmt_age(age, sizeof(age), (long long)(now - oldest_bounce));
+        finding(f,
+                "bounces/: %zu entr%s, the oldest %s old: nothing takes "
+                "bounces/ in, and it grows",
+                nbounces, nbounces == 1 ? "y" : "ies", age);
+    }
+}
+
 static int cmd_check(struct ctl *x, int argc, char **argv)
 {
-    static const int allowed[] = {OPT_NO_AGENTS, 0};
+    static const int allowed[] = {OPT_NO_AGENTS, OPT_DEFERRED_AGE, 0};
     struct findings f = {0, 0};
-    char err[QUEUE_ERR_MAX];
+    char err[QUEUE_ERR_MAX], *end;
+    long long max_age = 4 * 3600;
     struct opts o;
 
     parse_opts(argc, argv, allowed, &o);
     if (o.nargs)
         usage();
+    if (o.deferred_age) {
+        errno = 0;
+        max_age = strtoll(o.deferred_age, &end, 10);
+        if (errno || end == o.deferred_age || *end || max_age < 0)
+            log_fatal(EX_USAGE, "--deferred-age %s: not a number of seconds",
+                      o.deferred_age);
+    }
     if (qcheck_spool(&x->sp, o.no_agents ? 0 : QC_SLICES, report_finding, &f,
                      err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "check: %s", err);
+    check_attention(x, max_age, &f);
     if (f.problems == 0) {
         printf("spool OK\n");
         return EX_OK;

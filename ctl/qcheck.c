@@ -371,30 +371,54 @@ static int slice_foreign(struct ctx *x, const char *stage, unsigned i)
     return found;
 }
 
+/* Without a cluster: the slices lacking a runner, one line per kind and
+ * stage with their ranges (not one line per slice). */
 static void check_stage_slices(struct ctx *x, const char *stage,
                                const char *spec)
 {
-    struct slice_set set;
-    char why[128];
-    unsigned n = (unsigned)x->sp->cfg->slices, i;
+    struct slice_set set, idle = {0, NULL}, orphan = {0, NULL};
+    char why[128], r[512];
+    unsigned n = (unsigned)x->sp->cfg->slices, i, nidle = 0, norphan = 0;
 
     if (slice_set_parse(spec, n, &set, why, sizeof(why)) != 0) {
         say(x, QC_PROBLEM, "%s slices \"%s\": %s", stage, spec, why);
         return;
     }
+    if (slice_set_parse("none", n, &idle, why, sizeof(why)) != 0 ||
+        slice_set_parse("none", n, &orphan, why, sizeof(why)) != 0) {
+        say(x, QC_PROBLEM, "%s slices: %s", stage, why);
+        goto out;
+    }
     for (i = 0; i < n; i++) {
         if (set.on[i] && !slice_locked(x, stage, i))
-            say(x, QC_PROBLEM,
-                "slice %u of %u: no mmq-%s runs for it on "
-                "this node (%s)",
-                i, n, stage, x->sp->cfg->node);
+            idle.on[i] = 1, nidle++;
         else if (!set.on[i] && !slice_foreign(x, stage, i))
-            say(x, QC_PROBLEM,
-                "slice %u of %u: not served by mmq-%s on "
-                "this node, and no other node has ever locked it",
-                i, n, stage);
+            orphan.on[i] = 1, norphan++;
     }
+    if (nidle)
+        say(x, QC_PROBLEM,
+            "slice%s %s of %u: no mmq-%s runs for %s on this node (%s)",
+            nidle == 1 ? "" : "s", slice_set_format(&idle, r, sizeof(r)), n,
+            stage, nidle == 1 ? "it" : "them", x->sp->cfg->node);
+    if (norphan)
+        say(x, QC_PROBLEM,
+            "slice%s %s of %u: not served by mmq-%s on this node, and no "
+            "other node has ever locked %s",
+            norphan == 1 ? "" : "s", slice_set_format(&orphan, r, sizeof(r)),
+            n, stage, norphan == 1 ? "it" : "them");
+out:
+    slice_set_free(&idle);
+    slice_set_free(&orphan);
     slice_set_free(&set);
+}
+
+int qcheck_slice_running(struct spool *sp, const char *stage, unsigned i)
+{
+    struct ctx x;
+
+    memset(&x, 0, sizeof(x));
+    x.sp = sp;
+    return slice_locked(&x, stage, i);
 }
 
 /*

@@ -41,4 +41,8 @@ typedef void (*qcheck_report)(void *arg, enum qcheck_severity sev,
 int qcheck_spool(struct spool *sp, int flags, qcheck_report report, void *arg,
                  char *err, size_t errlen);
 
+/* 1: a runner of this node holds the lock of slice i of stage ("process"
+ * or "deliver"); 0: none (the probe described above). */
+int qcheck_slice_running(struct spool *sp, const char *stage, unsigned i);
+
 #endif

@@ -5,7 +5,10 @@
  * how long ago the holder last renewed (by the holder's clock: the only
  * figure here that a clock offset between nodes can distort), and the
  * entries waiting in the slice (in/ for the list stage; out/ and
- * deferred/ for delivery).  Read-only: it takes part in no lease.
+ * deferred/ for delivery).  On a single node (no nodes configured: no
+ * leases) the text form is a short summary per stage instead: the slices
+ * the node serves, those a runner of ours holds locked, and the entries
+ * waiting.  Read-only: it takes part in no lease.
  */
 #include "autoconf.h"
 
@@ -17,6 +20,7 @@
 
 #include "lease.h"
 #include "log.h"
+#include "qcheck.h"
 #include "slices.h"
 
 /* Entries of queue per slice, added to depth[]. */
@@ -111,6 +115,41 @@ static void show_slice(const char *stage, unsigned i,
            (unsigned long long)li->gen, state, ago_text, depth);
 }
 
+/* Single node: one line per stage. */
+static void summary(struct spool *sp, const char *stage, const char *spec,
+                    const unsigned long *depth)
+{
+    const struct mmq_config *cfg = sp->cfg;
+    unsigned n = (unsigned)cfg->slices, i;
+    struct slice_set set, idle = {0, NULL};
+    unsigned long waiting = 0;
+    char why[128], served[512], missing[512];
+    unsigned nidle = 0;
+
+    for (i = 0; i < n; i++)
+        waiting += depth[i];
+    if (slice_set_parse(spec, n, &set, why, sizeof(why)) != 0 ||
+        slice_set_parse("none", n, &idle, why, sizeof(why)) != 0) {
+        printf("%s: slices \"%s\": %s\n", stage, spec, why);
+        slice_set_free(&set);
+        return;
+    }
+    for (i = 0; i < n; i++)
+        if (set.on[i] && !qcheck_slice_running(sp, stage, i))
+            idle.on[i] = 1, nidle++;
+    slice_set_format(&set, served, sizeof(served));
+    printf("%-8s slices %s of %u: ", stage, served, n);
+    if (nidle == 0)
+        printf("mmq-%s runs for all of them", stage);
+    else
+        printf("no mmq-%s runs for %s", stage,
+               slice_set_format(&idle, missing, sizeof(missing)));
+    printf("; %lu waiting in %s\n", waiting,
+           strcmp(stage, "process") == 0 ? "in/" : "out/ and deferred/");
+    slice_set_free(&idle);
+    slice_set_free(&set);
+}
+
 int ctl_slices(struct spool *sp, int json)
 {
     static const char *const stages[] = {"process", "deliver"};
@@ -128,7 +167,11 @@ int ctl_slices(struct spool *sp, int json)
         free(depth);
         return EX_OSERR;
     }
-    if (!json)
+    if (!json && cfg->nnodes == 0)
+        printf("node %s, %u slices, no cluster (no nodes in %s: slices are "
+               "not leased)\n",
+               cfg->node, n, cfg->path);
+    else if (!json)
         printf("%-8s %5s  %-16s %-16s %6s  %-5s %9s %8s\n", "stage", "slice",
                "owner", "holder", "gen", "state", "renewed", "depth");
     for (s = 0; s < 2; s++) {
@@ -143,11 +186,14 @@ int ctl_slices(struct spool *sp, int json)
             continue;
         }
         now = time(NULL);
+        if (!json && cfg->nnodes == 0) {
+            summary(sp, stages[s],
+                    s == 0 ? cfg->process_slices : cfg->delivery_slices, depth);
+            continue;
+        }
         for (i = 0; i < n; i++)
             show_slice(stages[s], i, cfg, &li[i], depth[i], json, now);
     }
-    if (!json && cfg->nnodes == 0)
-        printf("(no nodes in %s: slices are not leased)\n", cfg->path);
     free(li);
     free(depth);
     return rc;

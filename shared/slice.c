@@ -148,3 +148,33 @@ void slice_set_free(struct slice_set *set)
     set->on = NULL;
     set->n = 0;
 }
+
+char *slice_set_format(const struct slice_set *set, char *out, size_t outlen)
+{
+    size_t len = 0;
+    unsigned i, j;
+
+    if (outlen == 0)
+        return out;
+    out[0] = 0;
+    for (i = 0; i < set->n; i = j) {
+        int m;
+
+        if (!set->on[i]) {
+            j = i + 1;
+            continue;
+        }
+        for (j = i; j < set->n && set->on[j]; j++)
+            ;
+        m = j - 1 == i ? snprintf(out + len, outlen - len, "%s%u",
+                                  len ? "," : "", i)
+                       : snprintf(out + len, outlen - len, "%s%u-%u",
+                                  len ? "," : "", i, j - 1);
+        if (m < 0 || (size_t)m >= outlen - len)
+            return out; /* cut */
+        len += (size_t)m;
+    }
+    if (len == 0)
+        snprintf(out, outlen, "none");
+    return out;
+}

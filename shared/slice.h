@@ -20,6 +20,7 @@
 #ifndef MMQ_SLICE_H
 #define MMQ_SLICE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define SLICE_BUCKETS 256
@@ -50,5 +51,8 @@ int slice_set_parse(const char *spec, unsigned n, struct slice_set *set,
 int slice_set_all(unsigned n, struct slice_set *set);
 int slice_set_has(const struct slice_set *set, uint64_t key);
 void slice_set_free(struct slice_set *set);
+/* The set written back as "0-3,5" ("none" when empty) into out, cut at
+ * outlen - 1 bytes; returns out. */
+char *slice_set_format(const struct slice_set *set, char *out, size_t outlen);
 
 #endif

@@ -273,7 +273,9 @@ ctl check --no-agents
 is "$RC:$OUT" "0:spool OK" "check --no-agents: spool OK"
 ctl check
 is "$RC" 65 "check: no runner for the slices is a problem"
-is "$(grep -c 'no mmq-deliver runs for it' "$W/ctl.out")" 16 "check: one line per slice without mmq-deliver"
+is "$(grep -c 'no mmq-deliver runs for' "$W/ctl.out")" 1 "check: one line for the slices without mmq-deliver, not one per slice"
+check "check: that line names the slices as a range" \
+    grep -qF 'slices 0-15 of 16: no mmq-deliver runs for them on this node (testnode)' "$W/ctl.out"
 for s in $(seq 0 15); do
     for st in process deliver; do
         flock -n "$SPOOL/lock/$st.testnode.$s" sleep 300 &
