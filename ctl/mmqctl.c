@@ -9,7 +9,7 @@
  *     mmqctl [-c FILE] release ID...
  *     mmqctl [-c FILE] delete [-y] ID... | --all --queue Q [--list L]
  *     mmqctl [-c FILE] requeue ID...
- *     mmqctl [-c FILE] stats [QUEUE...] [--json]
+ *     mmqctl [-c FILE] stats [QUEUE...] [--json | --prometheus]
  *     mmqctl [-c FILE] check [--no-agents] [--deferred-age SECONDS]
  *     mmqctl [-c FILE] recover
  *     mmqctl [-c FILE] slices [--json]
@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,7 +40,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "counters.h"
 #include "envelope.h"
+#include "listdef.h"
 #include "log.h"
 #include "qcheck.h"
 #include "qinfo.h"
@@ -69,7 +72,7 @@ static void usage(void)
             "       mmqctl [-c FILE] delete [-y] ID... | --all --queue Q "
             "[--list L]\n"
             "       mmqctl [-c FILE] requeue ID...\n"
-            "       mmqctl [-c FILE] stats [QUEUE...] [--json]\n"
+            "       mmqctl [-c FILE] stats [QUEUE...] [--json | --prometheus]\n"
             "       mmqctl [-c FILE] check [--no-agents] [--deferred-age "
             "SECONDS]\n"
             "       mmqctl [-c FILE] recover\n"
@@ -194,7 +197,8 @@ enum {
     OPT_HEADERS,
     OPT_BODY,
     OPT_NO_AGENTS,
-    OPT_DEFERRED_AGE
+    OPT_DEFERRED_AGE,
+    OPT_PROMETHEUS
 };
 
 static const struct option long_opts[] = {
@@ -208,11 +212,12 @@ static const struct option long_opts[] = {
     {"body", no_argument, NULL, OPT_BODY},
     {"no-agents", no_argument, NULL, OPT_NO_AGENTS},
     {"deferred-age", required_argument, NULL, OPT_DEFERRED_AGE},
+    {"prometheus", no_argument, NULL, OPT_PROMETHEUS},
     {"yes", no_argument, NULL, 'y'},
     {NULL, 0, NULL, 0}};
 
 struct opts {
-    int json, all, yes, no_agents;
+    int json, all, yes, no_agents, prometheus;
     int parts; /* show: 1 envelope, 2 headers, 4 body */
     const char *list, *slice, *queue;
     const char *deferred_age; /* check: in seconds */
@@ -264,6 +269,9 @@ static void parse_opts(int argc, char **argv, const int *allowed,
             break;
         case OPT_DEFERRED_AGE:
             o->deferred_age = optarg;
+            break;
+        case OPT_PROMETHEUS:
+            o->prometheus = 1;
             break;
         case 'y':
             o->yes = 1;
@@ -342,6 +350,49 @@ static const char *where_of(const struct qentry *e, char *out, size_t outlen)
     return out;
 }
 
+/*
+ * A post held for moderation (hold/, from in/) has the list address as
+ * its one recipient; what the postmaster wants to know is how many it
+ * goes to once released: the list's member count, read once per list.
+ * -1: the list or its members file cannot be read.
+ */
+static long held_members(const struct mmq_config *cfg, const char *list)
+{
+    static struct {
+        char *list;
+        long n;
+    } *cache;
+    static size_t ncache;
+    char err[QUEUE_ERR_MAX];
+    struct listdef ld;
+    struct members m;
+    void *v;
+    long n = -1;
+
+    for (size_t k = 0; k < ncache; k++)
+        if (strcmp(cache[k].list, list) == 0)
+            return cache[k].n;
+    memset(&ld, 0, sizeof(ld));
+    memset(&m, 0, sizeof(m));
+    if (listdef_load(cfg, list, &ld, err, sizeof(err)) == 0 &&
+        members_load(&m, ld.members_path, err, sizeof(err)) == 0)
+        n = (long)m.n;
+    members_free(&m);
+    listdef_free(&ld);
+    if ((v = realloc(cache, (ncache + 1) * sizeof(*cache))) != NULL) {
+        cache = v;
+        if ((cache[ncache].list = strdup(list)) != NULL)
+            cache[ncache++].n = n;
+    }
+    return n;
+}
+
+static int is_held_post(const struct qentry *e, const struct envelope *env)
+{
+    return strcmp(e->queue, "hold") == 0 && strcmp(e->qn.origin, "in") == 0 &&
+           env->role == ROLE_POST;
+}
+
 static void print_entry_text(const struct ctl *x, size_t i, int width,
                              const struct envelope *env, const struct stat *st)
 {
@@ -363,7 +414,11 @@ static void print_entry_text(const struct ctl *x, size_t i, int width,
     put_safe(stdout, env->list);
     printf("/%s <", role_name(env->role));
     put_safe(stdout, env->sender);
-    printf("> rcpts=%zu attempts=%d next=%s", env->nrcpt, env->attempts, next);
+    if (is_held_post(e, env) && held_members(&x->cfg, env->list) >= 0)
+        printf("> members=%ld", held_members(&x->cfg, env->list));
+    else
+        printf("> rcpts=%zu", env->nrcpt);
+    printf(" attempts=%d next=%s", env->attempts, next);
     if (e->qn.kind == QN_CLAIMED)
         printf(" claimed=%s#%ld", e->qn.node, (long)e->qn.pid);
     if (env->last_error) {
@@ -404,6 +459,8 @@ static void print_entry_json(const struct ctl *x, size_t i,
     put_json_key(stdout, "list", env->list, 1);
     put_json_key(stdout, "role", role_name(env->role), 1);
     put_json_key(stdout, "sender", env->sender, 1);
+    if (is_held_post(e, env) && held_members(&x->cfg, env->list) >= 0)
+        printf(",\"members\":%ld", held_members(&x->cfg, env->list));
     printf(",\"recipients\":%zu,\"attempts\":%d,\"next_attempt\":%lld",
            env->nrcpt, env->attempts,
            (long long)(strcmp(e->queue, "deferred") == 0 ? st->st_mtime
@@ -800,6 +857,7 @@ static int cmd_delete(struct ctl *x, int argc, char **argv)
 struct qcount {
     size_t entries, rcpts;
     long long bytes;
+    int64_t oldest; /* arrival of the oldest entry (0: none) */
 };
 
 struct listshape {
@@ -812,6 +870,7 @@ struct stats {
     size_t *slice;           /* [slice * 8 + queue] */
     struct listshape *shape; /* [0] is TOTAL */
     size_t nshape;
+    int want[8]; /* the queues asked for (all without operands) */
 };
 
 static size_t queue_index(const char *q)
@@ -855,9 +914,15 @@ static void count_entry(struct ctl *x, struct stats *s, size_t i, int in_shape,
     rc = qentry_read(&x->sp, e, &env, NULL, &st, NULL, err, sizeof(err));
     if (rc == 1)
         return; /* moved meanwhile */
-    s->q[q].entries++;
+    if (s->q[q].entries++ == 0 || e->qn.sec < s->q[q].oldest)
+        s->q[q].oldest = e->qn.sec;
     s->slice[slice_of(e->qn.key, (unsigned)x->cfg.slices) * 8 + q]++;
-    if (rc == 0) {
+    if (rc == 0 && is_held_post(e, &env) &&
+        held_members(&x->cfg, env.list) >= 0) {
+        s->q[q].rcpts += (size_t)held_members(&x->cfg, env.list);
+        s->q[q].bytes += env.size;
+        list = env.list;
+    } else if (rc == 0) {
         s->q[q].rcpts += env.nrcpt;
         s->q[q].bytes += env.size;
         list = env.list;
@@ -879,16 +944,20 @@ static void stats_text(const struct ctl *x, const struct stats *s)
 
     printf("%-10s %8s %8s %10s\n", "queue", "entries", "rcpts", "Kbytes");
     for (q = 0; queue_names[q]; q++)
-        printf("%-10s %8zu %8zu %10lld\n", queue_names[q], s->q[q].entries,
-               s->q[q].rcpts, (s->q[q].bytes + 1023) / 1024);
+        if (s->want[q])
+            printf("%-10s %8zu %8zu %10lld\n", queue_names[q],
+                   s->q[q].entries, s->q[q].rcpts,
+                   (s->q[q].bytes + 1023) / 1024);
     printf("\n%-6s", "slice");
     for (q = 0; queue_names[q]; q++)
-        printf(" %8s", queue_names[q]);
+        if (s->want[q])
+            printf(" %8s", queue_names[q]);
     putchar('\n');
     for (i = 0; i < (size_t)x->cfg.slices; i++) {
         printf("%-6zu", i);
         for (q = 0; queue_names[q]; q++)
-            printf(" %8zu", s->slice[i * 8 + q]);
+            if (s->want[q])
+                printf(" %8zu", s->slice[i * 8 + q]);
         putchar('\n');
     }
     printf("\n%-20s %6s", "list (age)", "T");
@@ -910,16 +979,23 @@ static void stats_json(const struct ctl *x, const struct stats *s)
 {
     size_t q, i, b;
 
+    int first = 1;
+
     printf("{\"queues\":{");
     for (q = 0; queue_names[q]; q++)
-        printf("%s\"%s\":{\"entries\":%zu,\"recipients\":%zu,\"bytes\":%lld}",
-               q ? "," : "", queue_names[q], s->q[q].entries, s->q[q].rcpts,
-               s->q[q].bytes);
+        if (s->want[q]) {
+            printf("%s\"%s\":{\"entries\":%zu,\"recipients\":%zu,"
+                   "\"bytes\":%lld}",
+                   first ? "" : ",", queue_names[q], s->q[q].entries,
+                   s->q[q].rcpts, s->q[q].bytes);
+            first = 0;
+        }
     printf("},\"slices\":[");
     for (i = 0; i < (size_t)x->cfg.slices; i++) {
         printf("%s{\"slice\":%zu", i ? "," : "", i);
         for (q = 0; queue_names[q]; q++)
-            printf(",\"%s\":%zu", queue_names[q], s->slice[i * 8 + q]);
+            if (s->want[q])
+                printf(",\"%s\":%zu", queue_names[q], s->slice[i * 8 + q]);
         putchar('}');
     }
     printf("],\"age_buckets\":[");
@@ -937,9 +1013,94 @@ static void stats_json(const struct ctl *x, const struct stats *s)
     printf("]}\n");
 }
 
+/* One node's counters as Prometheus samples (counters_read callback). */
+struct prom_counters {
+    const char *metric;
+    int first, last; /* counters first..last, labelled outcome= */
+};
+
+static const struct prom_counters prom_counters[] = {
+    {"mmq_delivery_recipients_total", CNT_SENT, CNT_EXPIRED},
+    {"mmq_dsns_total", CNT_DSN, CNT_DSN},
+    {"mmq_bounces_received_total", CNT_BOUNCES_IN, CNT_BOUNCES_IN}};
+
+static int prom_metric; /* the prom_counters[] being printed */
+
+static void prom_node(void *arg, const char *node, const uint64_t v[CNT_N])
+{
+    const struct prom_counters *m = &prom_counters[prom_metric];
+
+    (void)arg;
+    for (int k = m->first; k <= m->last; k++) {
+        printf("%s{node=\"%s\"", m->metric, node); /* node: [A-Za-z0-9._-] */
+        if (m->first != m->last)
+            printf(",outcome=\"%s\"", counter_names[k]);
+        printf("} %" PRIu64 "\n", v[k]);
+    }
+}
+
+/*
+ * The Prometheus text format (version 0.0.4), for node_exporter's textfile
+ * collector: queue depths, recipients, bytes and the age of the oldest
+ * entry per queue, entries per age bucket, and each node's counters
+ * (counters.h).  Names and labels are ours or validated node names: no
+ * escaping needed.
+ */
+static void stats_prometheus(struct ctl *x, const struct stats *s, time_t now)
+{
+    static const char *const help[][3] = {
+        {"mmq_queue_entries", "gauge", "Entries in the queue."},
+        {"mmq_queue_recipients", "gauge",
+         "Recipients of the entries (a held post: its list's members)."},
+        {"mmq_queue_bytes", "gauge", "Message bytes of the entries."},
+        {"mmq_queue_oldest_age_seconds", "gauge",
+         "Age of the queue's oldest entry (0 when empty)."}};
+    char err[QUEUE_ERR_MAX];
+    size_t q, b, k;
+
+    for (k = 0; k < 4; k++) {
+        printf("# HELP %s %s\n# TYPE %s %s\n", help[k][0], help[k][2],
+               help[k][0], help[k][1]);
+        for (q = 0; queue_names[q]; q++) {
+            const struct qcount *c = &s->q[q];
+
+            if (!s->want[q])
+                continue;
+            printf("%s{queue=\"%s\"} ", help[k][0], queue_names[q]);
+            if (k == 0)
+                printf("%zu\n", c->entries);
+            else if (k == 1)
+                printf("%zu\n", c->rcpts);
+            else if (k == 2)
+                printf("%lld\n", c->bytes);
+            else
+                printf("%lld\n", c->entries && now > c->oldest
+                                     ? (long long)(now - c->oldest)
+                                     : 0LL);
+        }
+    }
+    printf("# HELP mmq_entries_by_age Entries of the queues shown, by age "
+           "(the buckets of mmqctl stats).\n# TYPE mmq_entries_by_age "
+           "gauge\n");
+    for (b = 0; b < QSHAPE_BUCKETS; b++)
+        printf("mmq_entries_by_age{age=\"%s\"} %zu\n", qshape_label(b),
+               s->shape[0].b[b]);
+    for (k = 0; k < sizeof(prom_counters) / sizeof(prom_counters[0]); k++) {
+        printf("# HELP %s %s\n# TYPE %s counter\n", prom_counters[k].metric,
+               k == 0   ? "Recipients by delivery outcome (a deferral "
+                          "counts each time)."
+               : k == 1 ? "Non-delivery notifications queued."
+                        : "Messages taken into bounces/.",
+               prom_counters[k].metric);
+        prom_metric = (int)k;
+        if (counters_read(&x->sp, prom_node, NULL, err, sizeof(err)) != 0)
+            log_fatal(EX_TEMPFAIL, "%s", err);
+    }
+}
+
 static int cmd_stats(struct ctl *x, int argc, char **argv)
 {
-    static const int allowed[] = {OPT_JSON, 0};
+    static const int allowed[] = {OPT_JSON, OPT_PROMETHEUS, 0};
     struct stats s;
     time_t now = time(NULL);
     struct opts o;
@@ -953,10 +1114,16 @@ static int cmd_stats(struct ctl *x, int argc, char **argv)
         log_fatal(EX_OSERR, "out of memory");
     shape_of(&s, "TOTAL"); /* [0] */
     s.nshape = 1;
+    for (i = 0; queue_names[i]; i++)
+        s.want[i] = queue_wanted(o.args, o.nargs, queue_names[i]);
     for (i = 0; i < x->all.n; i++)
         count_entry(x, &s, i, queue_wanted(o.args, o.nargs, x->all.v[i].queue),
                     now);
-    if (o.json)
+    if (o.json && o.prometheus)
+        usage();
+    if (o.prometheus)
+        stats_prometheus(x, &s, now);
+    else if (o.json)
         stats_json(x, &s);
     else
         stats_text(x, &s);

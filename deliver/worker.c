@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "deliver.h"
 #include "dsn.h"
 #include "envelope.h"
@@ -113,6 +114,17 @@ static double now_f(void)
 
     gettimeofday(&tv, NULL);
     return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+/* Add to this node's counters (mmqctl stats --prometheus); best effort. */
+static void count(struct batch *b, enum counter c, size_t n)
+{
+    uint64_t d[CNT_N] = {0};
+    char err[QUEUE_ERR_MAX];
+
+    d[c] = n;
+    if (n && counters_add(b->sp, d, err, sizeof(err)) != 0)
+        log_warn("counters: %s", err);
 }
 
 /* ---------------------------------------------------------------- DSN */
@@ -210,6 +222,7 @@ static int queue_dsn(struct batch *b, struct went *e, const size_t *idx,
     log_info("%s: sender non-delivery notification: %s (%zu recipient%s, "
              "%s)",
              e->c.qn.name, name, n, n == 1 ? "" : "s", action);
+    count(b, CNT_DSN, 1);
     rc = 0;
 out:
     envelope_free(&env);
@@ -356,6 +369,7 @@ static void finalize(struct batch *b, struct went *e)
                  "returned to sender",
                  e->c.qn.name, left, left == 1 ? "" : "s",
                  b->cfg->max_lifetime);
+        count(b, CNT_EXPIRED, left);
         if (queue_done(&e->c, err, sizeof(err)) != 0) {
             note_record_failure(b, errno);
             log_error("%s: %s", e->c.qn.name, err);
@@ -483,10 +497,18 @@ static void log_line(struct batch *b, const struct wtxn *w, const char *to,
 static void log_txn(struct batch *b, const struct wtxn *w)
 {
     size_t k, sent = 0, first = 0;
+    uint64_t d[CNT_N] = {0};
+    char err[QUEUE_ERR_MAX];
 
-    for (k = 0; k < w->t.nrcpt; k++)
-        if (w->e->state[w->idx[k]] == R_SENT && sent++ == 0)
+    for (k = 0; k < w->t.nrcpt; k++) {
+        unsigned char s = w->e->state[w->idx[k]];
+
+        d[s == R_SENT ? CNT_SENT : s == R_FAILED ? CNT_BOUNCED : CNT_DEFERRED]++;
+        if (s == R_SENT && sent++ == 0)
             first = k;
+    }
+    if (counters_add(b->sp, d, err, sizeof(err)) != 0)
+        log_warn("counters: %s", err);
     if (sent > 0)
         log_line(b, w, w->t.rcpt[first], sent - 1, &w->t.msg, "sent");
     for (k = 0; k < w->t.nrcpt; k++) {

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "counters.h"
 #include "envelope.h"
 #include "list.h"
 #include "log.h"
@@ -394,6 +395,14 @@ int main(int argc, char **argv)
              opt.mta_id ? "mta_queue_id=" : "", opt.mta_id ? opt.mta_id : "",
              opt.mta_id ? " " : "", list, role_name(role), env.sender,
              (long long)env.size, role == ROLE_BOUNCES ? "bounces" : "in");
+    if (role == ROLE_BOUNCES) {
+        uint64_t d[CNT_N] = {0};
+        char err[QUEUE_ERR_MAX];
+
+        d[CNT_BOUNCES_IN] = 1; /* monitoring only: never fails the message */
+        if (counters_add(&spool, d, err, sizeof(err)) != 0)
+            log_warn("counters: %s", err);
+    }
     envelope_free(&env);
     spool_close(&spool);
     config_free(&cfg);

@@ -27,6 +27,8 @@
 #   libfaketime                   node clocks hours apart (t/cluster-skew.sh)
 #   libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
 #                                 the libraries of exim4-daemon-light (see below)
+#   python3-prometheus-client     a real parser of the Prometheus text format
+#                                 for "mmqctl stats --prometheus" (t/ctl-prometheus.sh)
 #
 # Exim, for t/mta-exim.sh: Debian's exim4 and postfix packages conflict, so
 # exim4-daemon-light (4.96 on Debian 12) is not installed but fetched with
@@ -47,6 +49,7 @@ PKGS=(
     util-linux procps e2fsprogs
     glusterfs-server glusterfs-client libfaketime
     libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
+    python3-prometheus-client
 )
 EXIM_DIR=${MMQ_EXIM_DIR:-/var/cache/mmq-test/exim}
 # More packages for a one-off need, e.g. MMQ_DEPS_EXTRA="strace ltrace".

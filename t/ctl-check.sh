@@ -94,7 +94,8 @@ is "$(grep -c 'no mmq-' "$T/ctl.out")" 2 "check, single node: one line per stage
 grep -qF 'slices 0-15 of 16: no mmq-process runs for them on this node (testnode)' "$T/ctl.out"
 ok $? "check: the slices as a range"
 for s in 0 1 2 3 4 5 6 7; do
-    flock -n "$SPOOL/lock/deliver.testnode.$s" sleep 60 &
+    (exec 9>"$SPOOL/lock/deliver.testnode.$s" && flock -n 9 && exec sleep 60) \
+        >/dev/null 2>&1 &
     at_exit kill $!
 done
 for ((i = 0; i < 50; i++)); do
