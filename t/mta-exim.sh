@@ -188,8 +188,16 @@ if [ "${#ENTRIES[@]}" -ge 1 ]; then
         "mmq:mmq announce post alice@example.org announce@$D" \
         "the entry is owned by mmq:mmq, list announce, role post, sender and recipient from Exim"
     ok "$(entry_field "$e" mbox-from >/dev/null; echo $?)" "Exim's From_ line went into the envelope (mbox-from)"
+    # follow the post from Exim's mainlog into mmq's: Exim's message ID
+    # ($MESSAGE_ID, -q) is logged beside the mmq queue ID
+    xid=$(awk -v to="<announce@$D>" '$4 == "=>" && $6 == to { print $3; exit }' "$MAINLOG")
+    n=${e##*/}
+    grep -Eq "mmq-filter\[[0-9]+\]: ${n//+/\\+}: mta_queue_id=$xid list=announce role=post " "$T/mmq.log"
+    ok $? "mmq's log_file: the mmq queue ID beside Exim's message ID ($xid)"
+    [ -n "$xid" ] || diag "no Exim message ID found in $MAINLOG"
+    is "$(entry_field "$e" mta-queue-id)" "$xid" "the envelope records Exim's message ID"
 else
-    skip "no entry" 2
+    skip "no entry" 4
 fi
 
 mta_process

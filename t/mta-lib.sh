@@ -77,7 +77,7 @@ mta_conf() {
     write_conf 'spool_user = "mmq";' 'relay_host = "127.0.0.1";' "relay_port = $1;" \
         'helo_name = "mmq.test";' 'smtp_timeout = 20;' 'connections = 2;' \
         'retry_min = 1;' 'retry_max = 2;' 'filter_timeout = 60;' \
-        'max_message_size = 100000;'
+        'max_message_size = 100000;' "log_file = \"$T/mmq.log\";"
 }
 
 mta_setup() {
@@ -87,6 +87,9 @@ mta_setup() {
     CONF=$T/mmq.conf
     BIN=$T/bin
     mkdir "$LISTS" "$BIN" || bail_out "mkdir failed"
+    # mmq's log_file (no syslog here): every program appends, mmq-filter
+    # as the MTA's pipe user mmq
+    install -o mmq -g mmq -m 640 /dev/null "$T/mmq.log" || bail_out "cannot create $T/mmq.log"
     if ! cp "$MMQ_FILTER" "$BIN/mmq-filter" || ! chmod 755 "$BIN/mmq-filter"; then
         bail_out "cannot copy $MMQ_FILTER"
     fi

@@ -107,7 +107,7 @@ MASTERCF
 } >"$PF/master.cf"
 grep -v '^#' "$C/mmq_transport" >"$PF/mmq_transport"
 
-is "$(grep -c "argv=$BIN/mmq-filter -c $CONF -f \${sender} -r \${recipient} -- \${user}" "$PF/master.cf") $(grep -c "^127.0.0.1:$RELAY_PORT inet" "$PF/master.cf")" \
+is "$(grep -c "argv=$BIN/mmq-filter -c $CONF -f \${sender} -r \${recipient} -q \${queue_id} -- \${user}" "$PF/master.cf") $(grep -c "^127.0.0.1:$RELAY_PORT inet" "$PF/master.cf")" \
     "1 1" "master.cf built from contrib/postfix/master.cf (pipe command and relay smtpd substituted)"
 postmap -c "$PF" "hash:$PF/mmq_transport" 2>"$T/postmap.err"
 rc=$?; ok $rc "postmap of the shipped mmq_transport"; [ $rc -eq 0 ] || diag "$(cat "$T/postmap.err")"
@@ -171,8 +171,16 @@ if [ "${#ENTRIES[@]}" -ge 1 ]; then
         "mmq:mmq announce post alice@example.org" "the entry is owned by mmq:mmq, list announce, role post, sender alice"
     is "$(entry_message "$e" | grep -c '^Return-Path: <alice@example.org>')" 1 \
         "flag R: Postfix added Return-Path"
+    # follow the post from Postfix's log into mmq's: Postfix's queue ID
+    # (-q ${queue_id}) is logged beside the mmq queue ID
+    pfid=$(sed -n "s/.*: \([0-9A-Za-z]*\): to=<announce@$D>, relay=mmq.*status=sent.*/\1/p" "$MAILLOG" | head -n 1)
+    n=${e##*/}
+    grep -Eq "mmq-filter\[[0-9]+\]: ${n//+/\\+}: mta_queue_id=$pfid list=announce role=post " "$T/mmq.log"
+    ok $? "mmq's log_file: the mmq queue ID beside Postfix's queue ID ($pfid)"
+    [ -n "$pfid" ] || diag "no Postfix queue ID found in $MAILLOG"
+    is "$(entry_field "$e" mta-queue-id)" "$pfid" "the envelope records Postfix's queue ID"
 else
-    skip "no entry" 2
+    skip "no entry" 4
 fi
 
 mta_process
