@@ -221,7 +221,7 @@ struct opts {
     int parts; /* show: 1 envelope, 2 headers, 4 body */
     const char *list, *slice, *queue;
     const char *deferred_age; /* check: in seconds */
-    char **args; /* the operands */
+    char **args;              /* the operands */
     int nargs;
 };
 
@@ -945,9 +945,8 @@ static void stats_text(const struct ctl *x, const struct stats *s)
     printf("%-10s %8s %8s %10s\n", "queue", "entries", "rcpts", "Kbytes");
     for (q = 0; queue_names[q]; q++)
         if (s->want[q])
-            printf("%-10s %8zu %8zu %10lld\n", queue_names[q],
-                   s->q[q].entries, s->q[q].rcpts,
-                   (s->q[q].bytes + 1023) / 1024);
+            printf("%-10s %8zu %8zu %10lld\n", queue_names[q], s->q[q].entries,
+                   s->q[q].rcpts, (s->q[q].bytes + 1023) / 1024);
     printf("\n%-6s", "slice");
     for (q = 0; queue_names[q]; q++)
         if (s->want[q])

@@ -404,8 +404,8 @@ static void check_stage_slices(struct ctx *x, const char *stage,
         say(x, QC_PROBLEM,
             "slice%s %s of %u: not served by mmq-%s on this node, and no "
             "other node has ever locked %s",
-            norphan == 1 ? "" : "s", slice_set_format(&orphan, r, sizeof(r)),
-            n, stage, norphan == 1 ? "it" : "them");
+            norphan == 1 ? "" : "s", slice_set_format(&orphan, r, sizeof(r)), n,
+            stage, norphan == 1 ? "it" : "them");
 out:
     slice_set_free(&idle);
     slice_set_free(&orphan);

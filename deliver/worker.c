@@ -476,7 +476,7 @@ static void log_line(struct batch *b, const struct wtxn *w, const char *to,
                      const char *status)
 {
     const struct went *e = w->e;
-    const char *text = r && r->text[0]  ? r->text
+    const char *text = r && r->text[0]     ? r->text
                        : b->session_err[0] ? b->session_err
                                            : "-";
     char dsn[sizeof(r->status)];
@@ -503,7 +503,9 @@ static void log_txn(struct batch *b, const struct wtxn *w)
     for (k = 0; k < w->t.nrcpt; k++) {
         unsigned char s = w->e->state[w->idx[k]];
 
-        d[s == R_SENT ? CNT_SENT : s == R_FAILED ? CNT_BOUNCED : CNT_DEFERRED]++;
+        d[s == R_SENT     ? CNT_SENT
+          : s == R_FAILED ? CNT_BOUNCED
+                          : CNT_DEFERRED]++;
         if (s == R_SENT && sent++ == 0)
             first = k;
     }

@@ -86,11 +86,12 @@ int counters_add(struct spool *sp, const uint64_t delta[CNT_N], char *err,
         (void)fchmod(fd, 0660); /* new: writable by the spool's group */
     parse(buf, v);
     for (k = 0; k < CNT_N; k++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s %020" PRIu64 "\n",
-                                counter_names[k], v[k] + delta[k]);
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                "%s %020" PRIu64 "\n", counter_names[k],
+                                v[k] + delta[k]);
     if (pwrite(fd, buf, len, 0) != (ssize_t)len) {
-        err_set(err, errlen, errno ? errno : EIO, "%s/%s: write: %s",
-                sp->path, rel, strerror(errno ? errno : EIO));
+        err_set(err, errlen, errno ? errno : EIO, "%s/%s: write: %s", sp->path,
+                rel, strerror(errno ? errno : EIO));
         goto out;
     }
     rc = 0;

@@ -22,12 +22,12 @@
 #include "queue.h"
 
 enum counter {
-    CNT_SENT,        /* recipients delivered (relay accepted) */
-    CNT_DEFERRED,    /* recipient deferrals (a recipient may count often) */
-    CNT_BOUNCED,     /* recipients refused permanently by the relay */
-    CNT_EXPIRED,     /* recipients returned after max_lifetime */
-    CNT_DSN,         /* DSNs (non-delivery notifications) queued */
-    CNT_BOUNCES_IN,  /* messages taken into bounces/ by mmq-filter */
+    CNT_SENT,       /* recipients delivered (relay accepted) */
+    CNT_DEFERRED,   /* recipient deferrals (a recipient may count often) */
+    CNT_BOUNCED,    /* recipients refused permanently by the relay */
+    CNT_EXPIRED,    /* recipients returned after max_lifetime */
+    CNT_DSN,        /* DSNs (non-delivery notifications) queued */
+    CNT_BOUNCES_IN, /* messages taken into bounces/ by mmq-filter */
     CNT_N
 };
 

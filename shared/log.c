@@ -56,8 +56,8 @@ void log_init(const char *progname, enum log_stderr mode)
 
 static int open_append(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
-                  0640);
+    int fd =
+        open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
 
     if (fd < 0)
         err_set(err, errlen, errno, "log_file %s: %s", path, strerror(errno));
@@ -112,8 +112,8 @@ static int syslog_listening(void)
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", _PATH_LOG);
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
-        int ok = fd >= 0 &&
-                 connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+        int ok =
+            fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
 
         if (fd >= 0)
             close(fd);

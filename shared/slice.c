@@ -166,10 +166,10 @@ char *slice_set_format(const struct slice_set *set, char *out, size_t outlen)
         }
         for (j = i; j < set->n && set->on[j]; j++)
             ;
-        m = j - 1 == i ? snprintf(out + len, outlen - len, "%s%u",
-                                  len ? "," : "", i)
-                       : snprintf(out + len, outlen - len, "%s%u-%u",
-                                  len ? "," : "", i, j - 1);
+        m = j - 1 == i
+                ? snprintf(out + len, outlen - len, "%s%u", len ? "," : "", i)
+                : snprintf(out + len, outlen - len, "%s%u-%u", len ? "," : "",
+                           i, j - 1);
         if (m < 0 || (size_t)m >= outlen - len)
             return out; /* cut */
         len += (size_t)m;

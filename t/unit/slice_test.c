@@ -396,6 +396,39 @@ static void test_keys(void)
     ok(!bad, "an entry's key depends on its name only, not on n");
 }
 
+/* slice_set_format() writes back what slice_set_parse() reads. */
+static void format_ok(const char *spec, unsigned n, const char *want)
+{
+    struct slice_set set;
+    char err[128], out[64];
+
+    if (!ok(slice_set_parse(spec, n, &set, err, sizeof(err)) == 0,
+            "format: \"%s\" parsed", spec))
+        return;
+    is_str(slice_set_format(&set, out, sizeof(out)), want,
+           "slice_set_format of \"%s\" of %u", spec, n);
+    slice_set_free(&set);
+}
+
+static void test_format(void)
+{
+    struct slice_set set;
+    char err[128], small[8];
+
+    format_ok("all", 16, "0-15");
+    format_ok("none", 16, "none");
+    format_ok("0", 1, "0");
+    format_ok("5,0-3", 16, "0-3,5");
+    format_ok("0,2,4", 8, "0,2,4");
+    format_ok("14,15,1-2,8", 16, "1-2,8,14-15");
+    if (slice_set_parse("0,2,4,6,8,10", 16, &set, err, sizeof(err)) == 0) {
+        slice_set_format(&set, small, sizeof(small));
+        ok(strlen(small) < sizeof(small) && strncmp(small, "0,2,4", 5) == 0,
+           "slice_set_format cuts at outlen (\"%s\")", small);
+        slice_set_free(&set);
+    }
+}
+
 int main(void)
 {
     static uint64_t keys[NRANDOM + 64 * 66 * 4 + 16];
@@ -427,5 +460,6 @@ int main(void)
     check_across_n(keys, nkeys);
     test_slice_sets();
     test_keys();
+    test_format();
     return done_testing();
 }
