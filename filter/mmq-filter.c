@@ -55,6 +55,10 @@ struct options {
     const char *list;
 };
 
+/* The MTA's queue ID (-q), named in every refusal so that a deferred or
+ * bounced message can be found in our log from the MTA's. */
+static const char *mta_id;
+
 /* The entry being written, for the signal handler's cleanup. */
 static struct queue_file *volatile current;
 
@@ -69,9 +73,12 @@ refuse(int status, const char *dsn_text, const char *fmt, ...)
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     if (status == EX_TEMPFAIL)
-        log_warn("%s; exit %d (the MTA will retry)", why, status);
+        log_warn("%s%s%s%s; exit %d (the MTA will retry)",
+                 mta_id ? "mta_queue_id=" : "", mta_id ? mta_id : "",
+                 mta_id ? ": " : "", why, status);
     else
-        log_error("%s; exit %d", why, status);
+        log_error("%s%s%s%s; exit %d", mta_id ? "mta_queue_id=" : "",
+                  mta_id ? mta_id : "", mta_id ? ": " : "", why, status);
     if (dsn_text)
         printf("%s\n", dsn_text);
     fflush(stdout);
@@ -373,6 +380,7 @@ int main(int argc, char **argv)
                "sender address longer than %d bytes", SENDER_MAX);
     if (opt.mta_id && (!*opt.mta_id || strlen(opt.mta_id) > MTA_ID_MAX))
         opt.mta_id = NULL; /* not worth refusing a message over */
+    mta_id = opt.mta_id;
     load_config(&opt, &cfg);
     resolve_list(&opt, &cfg, list, &role);
     open_spool(&cfg, &spool);

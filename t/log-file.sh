@@ -38,6 +38,9 @@ diag "$(cat "$LOGF")"
 is "$(entry_field "$SPOOL/in/"*/"$IN_NAME" mta-queue-id)" 4XyZ1k2Lmnz9 \
     "the MTA's queue ID is recorded in the envelope"
 is "$ERR" "" "mmq-filter says nothing on stderr (the MTA would put it in a DSN)"
+run_filter "$T/msg" -q 5AbC9 nosuch </dev/null
+grep -Eq "${STAMP}mmq-filter\[[0-9]+\]: error: mta_queue_id=5AbC9: list nosuch: no such list in .*; exit 67" "$LOGF"
+ok $? "mmq-filter: a refusal names the MTA's queue ID"
 
 # mmq-process -e: stderr lines in the same format
 pl_process
