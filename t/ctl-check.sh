@@ -88,6 +88,25 @@ grep -q "^bad/${B:0:10}[^ ]* (from out/): set aside" "$T/ctl.out"
 ok $? "check: an entry in bad/ is a problem"
 rm -f "$SPOOL/bad/${B:18:2}/$B@out"
 
+# a post held for moderation counts its list's members
+pl_list announce 'posters = "members";' 'others = "hold";'
+pl_members announce m1@example.org m2@example.org m3@example.org
+find "$SPOOL/hold" -type f -delete # the first post, held once the list was repaired
+pl_post "$T/msg" -f stranger@example.net -r announce@lists.example.org announce
+pl_process
+ctl queue hold
+case $OUT in
+*"announce/post <stranger@example.net> members=3 "*) pass "queue: a held post shows its list's member count" ;;
+*) fail "queue: a held post shows its list's member count" && diag "$OUT" ;;
+esac
+ctl stats hold
+is "$(awk '$1 == "hold" { print $2, $3 }' "$T/ctl.out")" "1 3" \
+    "stats hold: 1 entry, 3 recipients (the members)"
+ctl queue --json hold
+is "$(python3 -c 'import json,sys; o=json.loads(sys.stdin.readline()); print(o["members"], o["recipients"])' <"$T/ctl.out")" "3 1" \
+    "queue --json: members 3 beside the envelope's 1 recipient"
+find "$SPOOL/hold" -type f -delete
+
 # single node: short summaries
 ctl check
 is "$(grep -c 'no mmq-' "$T/ctl.out")" 2 "check, single node: one line per stage for the slices without a runner"
