@@ -223,6 +223,8 @@ void log_error(const char *fmt, ...)
 
 void log_fatal(int status, const char *fmt, ...)
 {
+    if (unheard < 0) /* before log_warn_if_unheard(): a configuration error */
+        unheard = file_fd < 0 && !syslog_listening();
     LOG_BODY(LOG_CRIT, "fatal: ");
     if (fatal_hook)
         fatal_hook();

@@ -51,7 +51,8 @@ int log_reopen(char *err, size_t errlen);
  * For the daemons at start: when neither syslog (a daemon listening on
  * /dev/log) nor a log file nor stderr takes the lines, say so once on
  * stderr.  Returns 1 when it did.  log_fatal() writes its line on stderr
- * too in that case, so that a fatal error is never silent.
+ * too in that case (also before this was called: a configuration that
+ * does not load), so that a fatal error is never silent.
  */
 int log_warn_if_unheard(void);
 const char *log_progname(void);

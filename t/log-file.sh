@@ -86,7 +86,7 @@ if python3 -c 'import socket,sys
 s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 try: s.connect("/dev/log")
 except OSError: sys.exit(1)' 2>/dev/null; then
-    skip "a syslog daemon listens on /dev/log here" 3
+    skip "a syslog daemon listens on /dev/log here" 4
 else
     write_conf
     timeout 10 "$MMQ_PROCESS" -c "$CONF" 2>"$T/second.err" </dev/null
@@ -96,6 +96,11 @@ else
         "it says once on stderr that nothing would be logged"
     grep -q 'fatal: .*slice' "$T/second.err"
     ok $? "its fatal error is on stderr: $(tail -1 "$T/second.err")"
+    printf 'slices = 0;\n' >"$T/bad.conf"
+    timeout 10 "$MMQ_DELIVER" -c "$T/bad.conf" 2>"$T/bad.err" </dev/null
+    rc=$?
+    grep -q 'fatal: .*bad.conf:1: slices = 0 is out of range' "$T/bad.err"
+    ok $? "a configuration that does not load: exit $rc, the fatal error on stderr"
 fi
 kill -TERM "$PPID1" "$DPID"
 wait "$PPID1" "$DPID"
