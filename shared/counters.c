@@ -22,6 +22,8 @@
 const char *const counter_names[CNT_N] = {
     "sent", "deferred", "bounced", "expired", "dsn", "bounces_received"};
 
+static int have_dir; /* SPOOL/stats exists (one spool per process) */
+
 #define LINE_MAX_LEN 64
 #define FILE_MAX (CNT_N * LINE_MAX_LEN)
 
@@ -67,11 +69,12 @@ int counters_add(struct spool *sp, const uint64_t delta[CNT_N], char *err,
     size_t len = 0;
     int fd, k, rc = -1;
 
-    if (mkdirat(sp->fd, "stats", 02770) == 0)
+    if (!have_dir && mkdirat(sp->fd, "stats", 02770) == 0)
         (void)fchmodat(sp->fd, "stats", 02770, 0); /* past the umask */
-    else if (errno != EEXIST)
+    else if (!have_dir && errno != EEXIST)
         return err_set(err, errlen, errno, "%s/stats: %s", sp->path,
                        strerror(errno));
+    have_dir = 1; /* once per process: a worker adds after every transaction */
     snprintf(rel, sizeof(rel), "stats/%s", sp->cfg->node);
     fd = openat(sp->fd, rel, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0660);
     if (fd < 0)
