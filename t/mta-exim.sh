@@ -26,6 +26,9 @@ id -u Debian-exim >/dev/null 2>&1 || skip_all "no user Debian-exim (compiled int
 mta_init
 mta_setup
 C=$top_srcdir/contrib/exim
+# the key readable by the Exim user, which runs the smtp transport
+mta_dkim_init root:Debian-exim 640
+mta_dns_start
 
 X=$T/exim
 mkdir -p "$X/spool" "$X/log" || bail_out "mkdir failed"
@@ -98,6 +101,12 @@ to_sink:
   port = $SINK_PORT
   allow_localhost
   hosts_avoid_tls = *
+  # one member per transaction: one copy each to verify
+  max_rcpt = 1
+TRANSPORTS
+    echo "# ---- contrib/exim/dkim.conf"
+    sed "s|^  dkim_private_key = /etc/exim4/dkim/mmq.private\$|  dkim_private_key = $DKIM_DIR/$DKIM_SEL.private|" "$C/dkim.conf"
+    cat <<TRANSPORTS
 
 begin retry
 
@@ -207,6 +216,7 @@ is "$MTA_HDRS" "$MTA_NDUMPS" "every copy carries List-Id: Announcements <announc
 mta_wait_grep "$MAINLOG" "=> m1@example.net R=members T=to_sink" 5
 ok $? "mainlog: the members' copies went out through the members router"
 is "$(grep -c "T=mmq_pipe" "$MAINLOG")" 1 "list mail to the members did not loop back into mmq"
+mta_dkim_check 'first post through Exim'
 
 # ------------------------------------------------ -bounces with VERP
 mta_swaks "$T/swaks2" --from '<>' --to "announce-bounces+m1=example.net@$D" \
@@ -300,6 +310,7 @@ exim_q
 wait_rcpts_of 'second post, deferred first' "$want"
 is "$(sink_rcpts_of 'second post, deferred first' | sort | tr '\n' ' ')" "$MEMBERS_SORTED" \
     "the deferred post reached every member, once"
+mta_dkim_check 'second post, deferred first'
 
 # ------------------------------------------------------------ the end
 is "in=$(count_files "$SPOOL/in") out=$(count_files "$SPOOL/out") deferred=$(count_files "$SPOOL/deferred") tmp=$(count_files "$SPOOL/tmp")" \

@@ -27,12 +27,13 @@
 #
 # DKIM (the list mail leaves signed by the list's domain; a real verifier
 # on the members' side, with the public key in the test's own DNS):
-#   mta_dkim_init            skip unless opendkim-genkey, dkimverify
+#   mta_dkim_init [OWNER [MODE]]  skip unless opendkim-genkey, dkimverify
 #                            (python3-dkim), dnsmasq and unshare are there;
 #                            make the list's key with opendkim-genkey
 #                            (selector $DKIM_SEL, domain $D) in $DKIM_DIR
 #                            (under /run: OpenDKIM refuses files in paths
-#                            others can write), owned by opendkim, removed
+#                            others can write), key owned by OWNER (default
+#                            opendkim:opendkim), mode MODE (600), removed
 #                            at exit; DKIM_TXT: the record's value
 #   mta_dns_start            dnsmasq on a random 127.x.y.z port 53 (never
 #                            127.0.0.1, which concurrent tests would want)
@@ -44,9 +45,12 @@
 #   mta_dkim_copies TEXT     of the sink's dumps holding TEXT: MTA_NDUMPS
 #                            how many, MTA_DKIM_PASS how many dkimverify
 #                            passes, MTA_DKIM_D their d=/s= values (sort -u)
-#   mta_dkim_check TEXT      two checks: dkimverify says "signature ok" for
-#                            every such dump (one at least), and all are
-#                            signed d=$D s=$DKIM_SEL
+#   mta_dkim_check TEXT [N]  three checks: dkimverify says "signature ok"
+#                            for every such dump, one per member (N, default
+#                            ${#MEMBERS[@]}: the test MTAs send one member
+#                            per transaction), all are
+#                            signed d=$D s=$DKIM_SEL, and one of them with
+#                            its Subject changed fails
 #
 # Both tests create, when they are missing, the system group and user mmq
 # (groupadd --system mmq; useradd --system -g mmq -d /nonexistent
@@ -187,7 +191,8 @@ mta_dkim_init() {
             skip_all "$c is not installed (scripts/deps.sh)"
     done
     [ -x /usr/bin/dkimverify ] || skip_all "dkimverify (python3-dkim) is not installed"
-    id -u opendkim >/dev/null 2>&1 || skip_all "no user opendkim (Debian package opendkim)"
+    local owner=${1:-opendkim:opendkim}
+    id -u "${owner%%:*}" >/dev/null 2>&1 || skip_all "no user ${owner%%:*} (to own the DKIM key)"
     # OpenDKIM refuses a configuration file or key in a path that others
     # may write (/tmp): the key and the test's opendkim.conf live in a
     # directory of their own under /run (root's, mode 755), removed at exit
@@ -199,8 +204,8 @@ mta_dkim_init() {
         diag "$(cat "$T/genkey.out")"
         bail_out "opendkim-genkey failed"
     fi
-    chown -R opendkim:opendkim "$DKIM_DIR" && chmod 755 "$DKIM_DIR" &&
-        chmod 600 "$DKIM_DIR/$DKIM_SEL.private" || bail_out "chown of the key failed"
+    chown -R "$owner" "$DKIM_DIR" && chmod 755 "$DKIM_DIR" &&
+        chmod "${2:-600}" "$DKIM_DIR/$DKIM_SEL.private" || bail_out "chown of the key failed"
     # the record's value: the quoted strings of SEL.txt, joined
     DKIM_TXT=$(sed -n 's/[^"]*"\([^"]*\)"[^"]*/\1/gp' "$DKIM_DIR/$DKIM_SEL.txt" | tr -d '\n')
     case $DKIM_TXT in
@@ -294,12 +299,23 @@ mta_dkim_copies() {
 }
 
 mta_dkim_check() {
+    local want=${2:-${#MEMBERS[@]}}
     mta_dkim_copies "$1"
-    if [ "$MTA_NDUMPS" -ge 1 ] && [ "$MTA_DKIM_PASS" = "$MTA_NDUMPS" ]; then
-        pass "dkimverify (public key from the test's DNS at $MTA_DNS_IP): signature ok for every copy ($MTA_DKIM_PASS of $MTA_NDUMPS transactions)"
+    if [ "$MTA_NDUMPS" = "$want" ] && [ "$MTA_DKIM_PASS" = "$MTA_NDUMPS" ]; then
+        pass "dkimverify (public key from the test's DNS at $MTA_DNS_IP): signature ok for every member's copy ($MTA_DKIM_PASS of $want)"
     else
-        fail "dkimverify (public key from the test's DNS at $MTA_DNS_IP): signature ok for every copy"
-        diag "$MTA_DKIM_PASS of $MTA_NDUMPS transactions verified"
+        fail "dkimverify (public key from the test's DNS at $MTA_DNS_IP): signature ok for every member's copy"
+        diag "$MTA_DKIM_PASS of $MTA_NDUMPS copies verified, $want expected"
     fi
     is "$MTA_DKIM_D" "d=$D s=$DKIM_SEL" "signed by the list's domain: d=$D, s=$DKIM_SEL"
+    [ "$MTA_NDUMPS" -ge 1 ] && diag "signed header fields: $(awk '/^DKIM-Signature:/{h=1} h&&!/^DKIM-Signature:/&&!/^[ \t]/{h=0} h' "$T/dkim-msg.1" |
+        tr -d ' \t\n' | tr ';' '\n' | grep '^h=')"
+    # the check can fail: the same copy with its Subject changed does not verify
+    if [ "$MTA_NDUMPS" -ge 1 ]; then
+        sed 's/^Subject: /Subject: [changed] /' "$T/dkim-msg.1" >"$T/dkim-bad"
+        is "$(mta_dkim_verify "$T/dkim-bad")" "signature verification failed" \
+            "dkimverify: a copy with its Subject changed fails"
+    else
+        fail "dkimverify: a copy with its Subject changed fails"
+    fi
 }

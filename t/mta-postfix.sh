@@ -16,7 +16,8 @@
 # dkimverify (python3-dkim) on the members' side, with the public key
 # served by a private dnsmasq on a random 127.x.y.z seen only through a
 # private mount namespace's /etc/resolv.conf, reports "signature ok" for
-# every copy, signed d=lists.example.org.  Needs root; the Postfix
+# every copy, signed d=lists.example.org, also for a post that came
+# through another list first.  Needs root; the Postfix
 # master and everything else started here are stopped at exit.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
@@ -53,8 +54,8 @@ sed -e "s|^Socket .*|Socket                  inet:$DKIM_PORT@127.0.0.1|" \
     -e "s|^PidFile .*|PidFile                 $DKIM_DIR/opendkim.pid|" \
     -e "s|^KeyFile .*|KeyFile                 $DKIM_DIR/$DKIM_SEL.private|" \
     "$C/opendkim.conf" >"$DKIM_DIR/opendkim.conf"
-is "$(grep -c "^Domain  *$D\$" "$DKIM_DIR/opendkim.conf") $(grep -c "^Selector  *$DKIM_SEL\$" "$DKIM_DIR/opendkim.conf") $(grep -c '^SenderHeaders  *X-BeenThere$' "$DKIM_DIR/opendkim.conf")" \
-    "1 1 1" "opendkim.conf from contrib/postfix (domain $D, selector $DKIM_SEL, SenderHeaders X-BeenThere)"
+is "$(grep -c "^Domain  *$D\$" "$DKIM_DIR/opendkim.conf") $(grep -c "^Selector  *$DKIM_SEL\$" "$DKIM_DIR/opendkim.conf") $(grep -c '^SenderHeaders  *List-Post$' "$DKIM_DIR/opendkim.conf")" \
+    "1 1 1" "opendkim.conf from contrib/postfix (domain $D, selector $DKIM_SEL, SenderHeaders List-Post)"
 DKIM_PID=
 dkim_stop() {
     [ -n "$DKIM_PID" ] || return 0
@@ -98,6 +99,8 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 relayhost = [127.0.0.1]:$SINK_PORT
+# one member per transaction to the members' server: one copy each to verify
+smtp_destination_recipient_limit = 1
 smtp_dns_support_level = disabled
 smtp_host_lookup = native
 smtp_tls_security_level = none
@@ -305,6 +308,8 @@ is "$(sink_rcpts_of 'Message too big for list announce' | tr '\n' ' ')" "alice@e
 chmod 0500 "$SPOOL/tmp"
 mta_swaks "$T/swaks5" --from alice@example.org --to "announce@$D" \
     --header 'Subject: second post' --header 'Message-ID: <pf.2@example.org>' \
+    --header 'List-Post: <mailto:other@lists.other.example>' \
+    --header 'X-BeenThere: other@lists.other.example' \
     --body 'second post, deferred first'
 ok $? "swaks: a second post while the spool is not writable"
 mta_wait_grep "$MAILLOG" "relay=mmq.*dsn=4\\.3\\.0, status=deferred \\(mail list spool unavailable" 20
@@ -325,6 +330,8 @@ is "$?" 0 "mmq-deliver -1 exits 0"
 wait_rcpts_of 'second post, deferred first' "$want"
 is "$(sink_rcpts_of 'second post, deferred first' | sort | tr '\n' ' ')" "$MEMBERS_SORTED" \
     "the deferred post reached every member, once"
+# it came through another list first (its List-Post: and X-BeenThere:):
+# still signed by ours
 mta_dkim_check 'second post, deferred first'
 
 # ------------------------------------------------------------ the end
