@@ -248,6 +248,14 @@ int smtp_message_8bit(int fd, off_t off, int64_t size)
     return 0;
 }
 
+static int has_8bit(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 1;
+    return 0;
+}
+
 static void sanitise(char *dst, size_t dstlen, const char *src)
 {
     size_t i = 0;
@@ -555,6 +563,14 @@ static int add_txn(smtp_session_t s, struct smtp_txn *t)
             snprintf(t->res[i].text, sizeof(t->res[i].text),
                      "553 5.1.3 address contains characters not allowed in "
                      "SMTP (not sent)");
+            continue;
+        }
+        if (has_8bit(t->rcpt[i])) { /* libESMTP has no SMTPUTF8 */
+            t->res[i].code = 553;
+            snprintf(t->res[i].status, sizeof(t->res[i].status), "5.6.7");
+            snprintf(t->res[i].text, sizeof(t->res[i].text),
+                     "553 5.6.7 non-ASCII address needs SMTPUTF8, which "
+                     "mmq-deliver cannot send (not sent)");
             continue;
         }
         if (!(p->r[i] = smtp_add_recipient(p->m, t->rcpt[i])))

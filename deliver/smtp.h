@@ -13,7 +13,9 @@
  * The message is read from the file as stored (LF or CRLF line ends) and
  * sent with CRLF line ends; libESMTP does the dot-stuffing.  Addresses
  * containing CR, LF or NUL, or longer than 998 bytes, are never put on the
- * wire: such a recipient is failed with 5.1.3 before the session.
+ * wire: such a recipient is failed with 5.1.3 before the session; one with
+ * non-ASCII bytes (it would need SMTPUTF8, which libESMTP 1.1.0 lacks)
+ * with 5.6.7.
  *
  * 8BITMIME (RFC 6152): a transaction whose message has 8-bit bytes
  * (body8, found once per entry by smtp_message_8bit()) goes out with

@@ -6,7 +6,9 @@
 # not to offer 8BITMIME (smtp-sink -8) the 8-bit entry is never sent: it is
 # deferred with "4.6.3 ... does not offer 8BITMIME" (log and last-error),
 # while the 7-bit one is still delivered; once the relay offers 8BITMIME
-# again, mmqctl retry and one more run deliver the deferred entry.
+# again, mmqctl retry and one more run deliver the deferred entry.  A
+# recipient with non-ASCII bytes (it would need SMTPUTF8) is never sent:
+# failed with 553 5.6.7 and reported to the sender.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/deliver-lib2.sh"
@@ -94,5 +96,20 @@ is "$DL_GOT $DL_MISSING $DL_DUPS" "2 0 0" "the deferred 8-bit message reached bo
 is "$(mail_args 'eight-bit body' "$T/sink3")" "<list-bounces@example.org> BODY=8BITMIME" \
     "... with BODY=8BITMIME"
 is "$(dl_files out deferred bad)" "" "the spool is empty"
+
+# ---------------- a non-ASCII recipient (it needs SMTPUTF8): never sent
+# (mmq-process never queues one, see t/process-smtputf8.sh; mkentry can)
+printf 'ok@example.org\nj\xc3\xb6rg@example.org\n' >"$T/r9"
+dl_queue "$T/r9" 0 "$T/m7"
+id9=$QUEUED
+timeout 60 "$MMQ_DELIVER" -c "$CONF" -1 -e 2>>"$LOG"
+is "$?" 0 "mmq-deliver -1 exits 0"
+is "$(sink_rcpts "$T/sink3" | grep -c "$(printf 'j\xc3\xb6rg')")" 0 \
+    "the non-ASCII recipient was never put in a RCPT TO"
+is "$(sink_rcpts "$T/sink3" | grep -c '^ok@example.org$')" 1 "the ASCII one was delivered"
+grep -q "$id9: to=<.*dsn=5.6.7, status=.*553 5.6.7 non-ASCII address needs SMTPUTF8, which mmq-deliver cannot send (not sent)" "$LOG"
+ok $? "log: dsn=5.6.7, non-ASCII address needs SMTPUTF8 (not sent)"
+grep -q "$id9: sender non-delivery notification" "$LOG"
+ok $? "the sender gets a DSN for it"
 dl_sink_stop "$S3"
 done_testing
