@@ -204,8 +204,10 @@ mta_dkim_init() {
         diag "$(cat "$T/genkey.out")"
         bail_out "opendkim-genkey failed"
     fi
-    chown -R "$owner" "$DKIM_DIR" && chmod 755 "$DKIM_DIR" &&
-        chmod "${2:-600}" "$DKIM_DIR/$DKIM_SEL.private" || bail_out "chown of the key failed"
+    if ! chown -R "$owner" "$DKIM_DIR" || ! chmod 755 "$DKIM_DIR" ||
+        ! chmod "${2:-600}" "$DKIM_DIR/$DKIM_SEL.private"; then
+        bail_out "chown/chmod of the key failed"
+    fi
     # the record's value: the quoted strings of SEL.txt, joined
     DKIM_TXT=$(sed -n 's/[^"]*"\([^"]*\)"[^"]*/\1/gp' "$DKIM_DIR/$DKIM_SEL.txt" | tr -d '\n')
     case $DKIM_TXT in
@@ -269,6 +271,7 @@ PY
 
 mta_dkim_verify() {
     sed 's/\r*$/\r/' "$1" >"$1.crlf"
+    # shellcheck disable=SC2016 # $1 is the inner shell's
     timeout 30 unshare -m --propagation private sh -c \
         'mount --bind "$1" /etc/resolv.conf && exec /usr/bin/dkimverify' sh "$T/resolv.conf" \
         <"$1.crlf" 2>&1

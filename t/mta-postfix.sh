@@ -17,7 +17,9 @@
 # served by a private dnsmasq on a random 127.x.y.z seen only through a
 # private mount namespace's /etc/resolv.conf, reports "signature ok" for
 # every copy, signed d=lists.example.org, also for a post that came
-# through another list first.  Needs root; the Postfix
+# through another list first; with the signer stopped the post is
+# deferred (never sent unsigned) and goes out signed once it is back.
+# Needs root; the Postfix
 # master and everything else started here are stopped at exit.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
@@ -333,6 +335,44 @@ is "$(sink_rcpts_of 'second post, deferred first' | sort | tr '\n' ' ')" "$MEMBE
 # it came through another list first (its List-Post: and X-BeenThere:):
 # still signed by ours
 mta_dkim_check 'second post, deferred first'
+
+# ------------------------------------------- the signer is down
+# milter_default_action=tempfail: the relay smtpd answers 4xx, mmq-deliver
+# defers, nothing leaves unsigned; with the signer back, a retry delivers
+# the post signed.
+mta_swaks "$T/swaks6" --from alice@example.org --to "announce@$D" \
+    --header 'Subject: third post' --header 'Message-ID: <pf.3@example.org>' \
+    --body 'third post, signer down first'
+ok $? "swaks: a third post"
+mta_wait_files "$SPOOL/in" 1 20
+mta_process
+is "$(count_files "$SPOOL/out")" 1 "mmq-process queued it in out/"
+dkim_stop
+mta_deliver
+is "$?" 0 "with opendkim stopped, mmq-deliver -1 exits 0"
+is "$(count_files "$SPOOL/deferred")" 1 "the post is deferred"
+entries deferred
+if [ "${#ENTRIES[@]}" -ge 1 ]; then
+    le=$(entry_field "${ENTRIES[0]}" last-error)
+    case $le in
+    4*) pass "its last-error is the relay's 4xx: $le" ;;
+    *) fail "its last-error is the relay's 4xx: $le" ;;
+    esac
+else
+    fail "its last-error is the relay's 4xx"
+fi
+is "$(sink_rcpts_of 'third post, signer down first' | wc -l)" 0 "nothing left unsigned"
+/usr/sbin/opendkim -f -x "$DKIM_DIR/opendkim.conf" >>"$T/opendkim.out" 2>&1 &
+DKIM_PID=$!
+mta_wait_port "$DKIM_PORT" 10 || bail_out "opendkim did not start again"
+mta_as_mmq "$MMQCTL" -c "$CONF" retry --all >"$T/retry.out" 2>&1
+ok $? "opendkim started again; mmqctl retry --all"
+mta_deliver
+is "$?" 0 "mmq-deliver -1 exits 0"
+wait_rcpts_of 'third post, signer down first' "$want"
+is "$(sink_rcpts_of 'third post, signer down first' | sort | tr '\n' ' ')" "$MEMBERS_SORTED" \
+    "the post reached every member, once"
+mta_dkim_check 'third post, signer down first'
 
 # ------------------------------------------------------------ the end
 is "in=$(count_files "$SPOOL/in") out=$(count_files "$SPOOL/out") deferred=$(count_files "$SPOOL/deferred") tmp=$(count_files "$SPOOL/tmp")" \
