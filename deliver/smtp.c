@@ -610,7 +610,7 @@ static size_t defer_8bit(const struct mmq_config *cfg, struct smtp_txn **txn,
                          size_t n, smtp_txn_done_fn done, void *arg)
 {
     struct smtp_rcpt_result r;
-    size_t i, k, left = 0;
+    size_t i, k, left = 0, deferred = 0;
 
     memset(&r, 0, sizeof(r));
     r.code = 451;
@@ -634,8 +634,13 @@ static size_t defer_8bit(const struct mmq_config *cfg, struct smtp_txn **txn,
                 t->res[k] = r;
         t->msg = r;
         t->completed = 1;
+        deferred++;
         done(t, arg);
     }
+    log_warn("relay %s:%d does not offer 8BITMIME: %zu transaction%s with "
+             "8-bit data deferred (RFC 6152); enable 8BITMIME on the relay",
+             cfg->relay_host, cfg->relay_port, deferred,
+             deferred == 1 ? "" : "s");
     return left;
 }
 

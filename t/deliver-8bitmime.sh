@@ -80,6 +80,8 @@ grep -q "$id8: to=<e1@example.org> +1, .*dsn=4.6.3, status=deferred .*does not o
 ok $? "the log line: dsn=4.6.3, status=deferred, the reason"
 grep -q "$id8: deferred 2 recipients, attempt 1" "$LOG"
 ok $? "the log line: deferred 2 recipients, attempt 1"
+grep -q "warning: relay 127.0.0.1:$SINK_PORT does not offer 8BITMIME: 1 transaction with 8-bit data deferred (RFC 6152); enable 8BITMIME on the relay" "$LOG"
+ok $? "one warning for the session names the relay and the fix"
 [ "$(grep -c 'dsn=4.6.3' "$LOG")" -ge 1 ] || diag "$(cat "$LOG")"
 dl_sink_stop "$S2"
 
