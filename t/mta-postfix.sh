@@ -342,7 +342,9 @@ mta_dkim_check 'second post, deferred first'
 # the post signed.
 mta_swaks "$T/swaks6" --from alice@example.org --to "announce@$D" \
     --header 'Subject: third post' --header 'Message-ID: <pf.3@example.org>' \
-    --body 'third post, signer down first'
+    --header 'MIME-Version: 1.0' --header 'Content-Type: text/plain; charset=utf-8' \
+    --header 'Content-Transfer-Encoding: 8bit' \
+    --body "$(printf 'third post, signer down first, 8-bit: caf\xc3\xa9 \xe2\x82\xac')"
 ok $? "swaks: a third post"
 mta_wait_files "$SPOOL/in" 1 20
 mta_process
@@ -373,6 +375,13 @@ wait_rcpts_of 'third post, signer down first' "$want"
 is "$(sink_rcpts_of 'third post, signer down first' | sort | tr '\n' ' ')" "$MEMBERS_SORTED" \
     "the post reached every member, once"
 mta_dkim_check 'third post, signer down first'
+# 8-bit all the way: BODY=8BITMIME from mmq-deliver (t/deliver-8bitmime.sh)
+# and from Postfix, the bytes unchanged (no 7-bit downgrade, which would
+# have broken the signature checked just above)
+is "$(grep -l 'third post, signer down first' "$T"/sink/dump.* | xargs grep -h '^X-Mail-Args:' | sort -u)" \
+    "X-Mail-Args: <announce-bounces@$D> BODY=8BITMIME" "the members' copies came with BODY=8BITMIME"
+is "$(grep -l 'third post, signer down first' "$T"/sink/dump.* | xargs grep -c "$(printf 'caf\xc3\xa9 \xe2\x82\xac')" | grep -c ':1$')" \
+    "$want" "and their 8-bit body bytes unchanged"
 
 # ------------------------------------------------------------ the end
 is "in=$(count_files "$SPOOL/in") out=$(count_files "$SPOOL/out") deferred=$(count_files "$SPOOL/deferred") tmp=$(count_files "$SPOOL/tmp")" \
