@@ -541,11 +541,13 @@ static int claim_entry(struct batch *b, const char *fname, struct went *e)
         queue_unclaim(&e->c, err, sizeof(err));
         return -1;
     }
+    /* A read error here recurs when the message is sent, where it ends
+     * the worker and the entry is deferred with backoff (worker_salvage);
+     * meanwhile BODY=8BITMIME is the safe guess (harmless on 7-bit data). */
     if ((e->body8 = smtp_message_8bit(e->src, e->body_off, e->size)) < 0) {
-        log_error("%s: cannot read the message: %s", e->c.qn.name,
-                  strerror(errno));
-        queue_unclaim(&e->c, err, sizeof(err));
-        return -1;
+        log_warn("%s: cannot read the message: %s", e->c.qn.name,
+                 strerror(errno));
+        e->body8 = 1;
     }
     return 0;
 }
