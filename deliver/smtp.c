@@ -15,7 +15,11 @@
  *  - a failed AUTH is silent: mail then goes out unauthenticated and the
  *    relay answers 5.7.x, which the caller must treat as a configuration
  *    error, not as a bad recipient;
- *  - SIGPIPE must be ignored by the process (a reset during DATA).
+ *  - SIGPIPE must be ignored by the process (a reset during DATA);
+ *  - smtp_8bitmime_set_body() on one message makes 8BITMIME required for
+ *    the whole session: a relay without it fails the session after EHLO
+ *    (SMTP_EV_EXTNA_8BITMIME, nothing sent), so the 8-bit transactions
+ *    are then deferred and the session is run again without them.
  */
 #include "autoconf.h"
 
@@ -220,6 +224,38 @@ int smtp_address_ok(const char *addr)
     return 1;
 }
 
+int smtp_message_8bit(int fd, off_t off, int64_t size)
+{
+    unsigned char buf[SRC_CHUNK];
+    off_t pos = off, end = off + size;
+
+    while (pos < end) {
+        size_t want = end - pos < SRC_CHUNK ? (size_t)(end - pos) : SRC_CHUNK;
+        ssize_t n = pread(fd, buf, want, pos), i;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO; /* the file shrank under us */
+            return -1;
+        }
+        for (i = 0; i < n; i++)
+            if (buf[i] & 0x80)
+                return 1;
+        pos += n;
+    }
+    return 0;
+}
+
+static int has_8bit(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 1;
+    return 0;
+}
+
 static void sanitise(char *dst, size_t dstlen, const char *src)
 {
     size_t i = 0;
@@ -350,6 +386,7 @@ struct run {
     int starttls_refused;           /* answered 4xx/5xx */
     char tls_problem[128];
     int required_tls;
+    int no_8bitmime; /* SMTP_EV_EXTNA_8BITMIME: the relay lacks it */
 };
 
 struct txn_priv {
@@ -449,6 +486,9 @@ static void on_event(smtp_session_t s, int ev, void *arg, ...)
         ok = va_arg(ap, int *);
         *ok = 1;
         break;
+    case SMTP_EV_EXTNA_8BITMIME:
+        run->no_8bitmime = 1;
+        break;
     case SMTP_EV_EXTNA_STARTTLS:
         snprintf(run->tls_problem, sizeof(run->tls_problem),
                  "4.7.4 relay does not offer STARTTLS (tls = required)");
@@ -511,7 +551,8 @@ static int add_txn(smtp_session_t s, struct smtp_txn *t)
     t->completed = 0;
     if (!(p->m = smtp_add_message(s)) ||
         !smtp_set_reverse_path(p->m, t->sender) ||
-        !smtp_set_messagecb(p->m, msg_source, t))
+        !smtp_set_messagecb(p->m, msg_source, t) ||
+        (t->body8 && !smtp_8bitmime_set_body(p->m, E8bitmime_8BITMIME)))
         return -1;
     for (i = 0; i < t->nrcpt; i++) {
         memset(&t->res[i], 0, sizeof(t->res[i]));
@@ -522,6 +563,14 @@ static int add_txn(smtp_session_t s, struct smtp_txn *t)
             snprintf(t->res[i].text, sizeof(t->res[i].text),
                      "553 5.1.3 address contains characters not allowed in "
                      "SMTP (not sent)");
+            continue;
+        }
+        if (has_8bit(t->rcpt[i])) { /* libESMTP has no SMTPUTF8 */
+            t->res[i].code = 553;
+            snprintf(t->res[i].status, sizeof(t->res[i].status), "5.6.7");
+            snprintf(t->res[i].text, sizeof(t->res[i].text),
+                     "553 5.6.7 non-ASCII address needs SMTPUTF8, which "
+                     "mmq-deliver cannot send (not sent)");
             continue;
         }
         if (!(p->r[i] = smtp_add_recipient(p->m, t->rcpt[i])))
@@ -551,6 +600,64 @@ static void session_error(struct run *run, char *err, size_t errlen)
         snprintf(err, errlen, "4.4.2 %s", smtp_strerror(e, buf, sizeof(buf)));
 }
 
+/*
+ * The relay does not offer 8BITMIME: the 8-bit transactions are completed
+ * here without being sent (RFC 6152 forbids 8-bit data without it), each
+ * sendable recipient with a 451 4.6.3 reply, so that they are retried.
+ * Returns how many 7-bit transactions are left to send.
+ */
+static size_t defer_8bit(const struct mmq_config *cfg, struct smtp_txn **txn,
+                         size_t n, smtp_txn_done_fn done, void *arg)
+{
+    struct smtp_rcpt_result r;
+    size_t i, k, left = 0, deferred = 0;
+
+    memset(&r, 0, sizeof(r));
+    r.code = 451;
+    snprintf(r.status, sizeof(r.status), "4.6.3");
+    snprintf(r.text, sizeof(r.text),
+             "451 4.6.3 relay %s:%d does not offer 8BITMIME and the message "
+             "has 8-bit data: not sent (RFC 6152)",
+             cfg->relay_host, cfg->relay_port);
+    for (i = 0; i < n; i++) {
+        struct smtp_txn *t = txn[i];
+        struct txn_priv *p = t->priv;
+
+        if (t->completed)
+            continue;
+        if (!t->body8) {
+            left++;
+            continue;
+        }
+        for (k = 0; k < t->nrcpt; k++)
+            if (p->r[k])
+                t->res[k] = r;
+        t->msg = r;
+        t->completed = 1;
+        deferred++;
+        done(t, arg);
+    }
+    log_warn("relay %s:%d does not offer 8BITMIME: %zu transaction%s with "
+             "8-bit data deferred (RFC 6152); enable 8BITMIME on the relay",
+             cfg->relay_host, cfg->relay_port, deferred,
+             deferred == 1 ? "" : "s");
+    return left;
+}
+
+/* Forget a finished session's libESMTP objects before the next one. */
+static void reset_session(smtp_session_t *s, struct txn_priv *priv, size_t n)
+{
+    size_t i;
+
+    smtp_destroy_session(*s);
+    *s = NULL;
+    for (i = 0; i < n; i++) {
+        free(priv[i].r);
+        priv[i].r = NULL;
+        priv[i].m = NULL;
+    }
+}
+
 int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
              smtp_txn_done_fn done, void *arg, char *err, size_t errlen)
 {
@@ -559,7 +666,7 @@ int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
     smtp_session_t s = NULL;
     char hostport[300];
     size_t i, incomplete = 0;
-    int rc = -1, any_rcpt = 0, plain = 0;
+    int rc = -1, any_rcpt = 0, plain = 0, skip_8bit = 0, ran;
 
 again:
     tls_verify_err[0] = 0;
@@ -572,9 +679,11 @@ again:
     if (!priv || !(s = smtp_create_session()))
         goto oom;
     for (i = 0; i < n; i++) {
+        txn[i]->priv = &priv[i];
+        if (skip_8bit && txn[i]->body8)
+            continue; /* completed by defer_8bit(), not in this session */
         priv[i].r =
             calloc(txn[i]->nrcpt ? txn[i]->nrcpt : 1, sizeof(smtp_recipient_t));
-        txn[i]->priv = &priv[i];
         if (!priv[i].r || add_txn(s, txn[i]) != 0)
             goto oom;
         for (size_t j = 0; j < txn[i]->nrcpt; j++)
@@ -582,6 +691,8 @@ again:
     }
     if (!any_rcpt) { /* nothing sendable: every recipient already failed */
         for (i = 0; i < n; i++) {
+            if (skip_8bit && txn[i]->body8)
+                continue;
             txn[i]->completed = 1;
             done(txn[i], arg);
         }
@@ -607,26 +718,33 @@ again:
     if (auth_ctx)
         smtp_auth_set_context(s, auth_ctx);
 
-    if (!smtp_start_session(s)) {
-        session_error(&run, err, errlen);
-        goto out;
-    }
-    if (run.starttls_refused && !run.required_tls && !plain) {
+    ran = smtp_start_session(s);
+    if (ran && run.starttls_refused && !run.required_tls && !plain) {
         /* tls = opportunistic and the relay refused STARTTLS (454):
          * libESMTP gave up; go on in clear, as Postfix does */
         for (i = 0; i < n && !txn[i]->completed; i++)
             ;
         if (i == n) {
-            smtp_destroy_session(s);
-            s = NULL;
-            for (i = 0; i < n; i++) {
-                free(priv[i].r);
-                priv[i].r = NULL;
-            }
+            reset_session(&s, priv, n);
             plain = 1;
             any_rcpt = 0;
             goto again;
         }
+    }
+    if (run.no_8bitmime && !skip_8bit) {
+        /* nothing was sent: defer the 8-bit mail, send the rest */
+        if (defer_8bit(cfg, txn, n, done, arg) == 0) {
+            rc = 0;
+            goto out;
+        }
+        reset_session(&s, priv, n);
+        skip_8bit = 1;
+        any_rcpt = 0;
+        goto again;
+    }
+    if (!ran) {
+        session_error(&run, err, errlen);
+        goto out;
     }
     for (i = 0; i < n; i++)
         if (!txn[i]->completed) {

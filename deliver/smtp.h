@@ -13,7 +13,19 @@
  * The message is read from the file as stored (LF or CRLF line ends) and
  * sent with CRLF line ends; libESMTP does the dot-stuffing.  Addresses
  * containing CR, LF or NUL, or longer than 998 bytes, are never put on the
- * wire: such a recipient is failed with 5.1.3 before the session.
+ * wire: such a recipient is failed with 5.1.3 before the session; one with
+ * non-ASCII bytes (it would need SMTPUTF8, which libESMTP 1.1.0 lacks)
+ * with 5.6.7.
+ *
+ * 8BITMIME (RFC 6152): a transaction whose message has 8-bit bytes
+ * (body8, found once per entry by smtp_message_8bit()) goes out with
+ * BODY=8BITMIME; 7-bit ones carry no BODY= parameter, in the same session.
+ * When the relay does not offer 8BITMIME, 8-bit data must not be sent:
+ * the 8-bit transactions are completed without being sent, every
+ * recipient with "451 4.6.3 ..." (so: retry later), and the 7-bit ones go
+ * out on a second connection.  (libESMTP makes an extension requested by
+ * one message required for the whole session, and quits right after EHLO
+ * when the relay lacks it; hence the second connection.)
  *
  * Outcome per recipient (struct smtp_rcpt_result):
  *   code 2xx and the transaction's 2xx: delivered;
@@ -49,6 +61,7 @@ struct smtp_txn {
     int fd; /* the message: bytes [off, off + size) */
     off_t off;
     int64_t size;
+    int body8; /* the message has 8-bit bytes: send BODY=8BITMIME */
     void *user;
     /* output */
     int completed;                /* the server answered the end of DATA */
@@ -78,6 +91,13 @@ int smtp_setup(const struct mmq_config *cfg, char *err, size_t errlen);
  */
 int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
              smtp_txn_done_fn done, void *arg, char *err, size_t errlen);
+
+/*
+ * 1 if the message bytes [off, off + size) of fd hold a byte above 127
+ * (then it needs BODY=8BITMIME), 0 if not, -1 on a read error (errno).
+ * Reads the message once; the caller keeps the answer per entry.
+ */
+int smtp_message_8bit(int fd, off_t off, int64_t size);
 
 /* 1 if addr can safely be used in MAIL FROM / RCPT TO. */
 int smtp_address_ok(const char *addr);

@@ -56,6 +56,7 @@ struct went {
     int src; /* the message as claimed: survives our rewrites */
     off_t body_off;
     int64_t size;
+    int body8; /* 8-bit bytes in the message: found once, at the claim */
     unsigned char *state;
     unsigned char *again;    /* 452: try again in a following transaction */
     unsigned char *reported; /* failed and already in a DSN */
@@ -608,6 +609,14 @@ static int claim_entry(struct batch *b, const char *fname, struct went *e)
         queue_unclaim(&e->c, err, sizeof(err));
         return -1;
     }
+    /* A read error here recurs when the message is sent, where it ends
+     * the worker and the entry is deferred with backoff (worker_salvage);
+     * meanwhile BODY=8BITMIME is the safe guess (harmless on 7-bit data). */
+    if ((e->body8 = smtp_message_8bit(e->src, e->body_off, e->size)) < 0) {
+        log_warn("%s: cannot read the message: %s", e->c.qn.name,
+                 strerror(errno));
+        e->body8 = 1;
+    }
     return 0;
 }
 
@@ -667,6 +676,7 @@ static int add_txns(struct batch *b, struct went *e, int only_again, size_t per,
         w->t.fd = e->src;
         w->t.off = e->body_off;
         w->t.size = e->size;
+        w->t.body8 = e->body8;
         e->txns_left++;
         (*tx)[(*nt)++] = w;
     }

@@ -29,6 +29,12 @@
 #                                 the libraries of exim4-daemon-light (see below)
 #   python3-prometheus-client     a real parser of the Prometheus text format
 #                                 for "mmqctl stats --prometheus" (t/ctl-prometheus.sh)
+#   opendkim opendkim-tools       the DKIM signing milter the shipped Postfix wiring
+#                                 uses, and opendkim-genkey (t/mta-postfix.sh starts
+#                                 its own opendkim; the service is never used)
+#   python3-dkim dnsmasq-base     dkimverify, the receiving side's DKIM verifier, and
+#                                 the test's DNS server serving the public key
+#                                 (t/mta-postfix.sh, t/mta-exim.sh)
 #
 # Exim, for t/mta-exim.sh: Debian's exim4 and postfix packages conflict, so
 # exim4-daemon-light (4.96 on Debian 12) is not installed but fetched with
@@ -50,6 +56,7 @@ PKGS=(
     glusterfs-server glusterfs-client libfaketime
     libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
     python3-prometheus-client
+    opendkim opendkim-tools python3-dkim dnsmasq-base
 )
 EXIM_DIR=${MMQ_EXIM_DIR:-/var/cache/mmq-test/exim}
 # More packages for a one-off need, e.g. MMQ_DEPS_EXTRA="strace ltrace".

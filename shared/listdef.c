@@ -319,6 +319,21 @@ int members_contains(const struct members *m, const char *addr)
 static int dedupe(struct members *m);
 
 /* Parse the file's text into a fresh members list. */
+/*
+ * Which part of a plausible address has non-ASCII bytes: "local part"
+ * (it needs SMTPUTF8, RFC 6531), "domain" (a U-label: it needs SMTPUTF8
+ * too, or the A-label form xn--...), or NULL when it is all ASCII.
+ */
+static const char *non_ascii_part(const char *a)
+{
+    const char *at = strrchr(a, '@'), *p;
+
+    for (p = a; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            return p < at ? "local part" : "domain";
+    return NULL;
+}
+
 static int parse_members(struct members *m, const char *path, char *text,
                          size_t len)
 {
@@ -330,6 +345,7 @@ static int parse_members(struct members *m, const char *path, char *text,
         return -1;
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p)), *s, *e;
+        const char *part;
         int has_nul;
         if (!nl)
             nl = end;
@@ -347,6 +363,19 @@ static int parse_members(struct members *m, const char *path, char *text,
         if (has_nul || !members_plausible(s)) {
             if (m->junk++ < 20)
                 log_warn("%s:%zu: not an address, line ignored", path, line);
+            continue;
+        }
+        /* libESMTP (mmq-deliver) has no SMTPUTF8: such an address could
+         * only be sent mangled or refused by the relay; it is left out
+         * of the list, loudly, every time the file is read. */
+        if ((part = non_ascii_part(s)) != NULL) {
+            if (m->utf8++ < 20)
+                log_warn("%s:%zu: <%s>: non-ASCII %s needs SMTPUTF8, which "
+                         "mmq cannot send: member skipped%s",
+                         path, line, s, part,
+                         strcmp(part, "domain") == 0
+                             ? " (write the domain as an A-label, xn--...)"
+                             : "");
             continue;
         }
         if (m->n == cap) {
@@ -464,6 +493,9 @@ int members_load(struct members *m, const char *path, char *err, size_t errlen)
     fresh.mtime = st.st_mtim;
     if (fresh.junk > 20)
         log_warn("%s: %u lines ignored in all", path, fresh.junk);
+    if (fresh.utf8 > 20)
+        log_warn("%s: %u members needing SMTPUTF8 skipped in all", path,
+                 fresh.utf8);
     members_free(m);
     *m = fresh;
     return 0;

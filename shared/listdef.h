@@ -63,10 +63,14 @@ struct members {
     size_t n;
     char **sorted; /* lower-cased copies, sorted, for lookups */
     unsigned junk; /* lines skipped */
+    unsigned utf8; /* addresses skipped: non-ASCII, they need SMTPUTF8 */
 };
 
 /*
  * (Re)load path into m unless it is unchanged since the last load.
+ * Lines that are not an address are skipped with a warning (file:line);
+ * so are addresses with non-ASCII bytes (they need SMTPUTF8, which
+ * mmq-deliver's libESMTP cannot send): never delivered, never a member.
  * Returns 0 (loaded or unchanged), -1 on error (m keeps the old list).
  */
 int members_load(struct members *m, const char *path, char *err, size_t errlen);

@@ -26,6 +26,9 @@ id -u Debian-exim >/dev/null 2>&1 || skip_all "no user Debian-exim (compiled int
 mta_init
 mta_setup
 C=$top_srcdir/contrib/exim
+# the key readable by the Exim user, which runs the smtp transport
+mta_dkim_init root:Debian-exim 640
+mta_dns_start
 
 X=$T/exim
 mkdir -p "$X/spool" "$X/log" || bail_out "mkdir failed"
@@ -55,6 +58,8 @@ keep_environment =
 rfc1413_hosts =
 host_lookup =
 message_size_limit = 10M
+# M8S= on reception lines: how the client declared the body (8: BODY=8BITMIME)
+log_selector = +8bitmime
 # The unpacked exim is not set-user-ID root: the daemon's receiving
 # process (which runs as Debian-exim) could not regain root for an
 # immediate delivery, and a queue runner the daemon re-execs loses root
@@ -98,6 +103,12 @@ to_sink:
   port = $SINK_PORT
   allow_localhost
   hosts_avoid_tls = *
+  # one member per transaction: one copy each to verify
+  max_rcpt = 1
+TRANSPORTS
+    echo "# ---- contrib/exim/dkim.conf"
+    sed "s|^  dkim_private_key = /etc/exim4/dkim/mmq.private\$|  dkim_private_key = $DKIM_DIR/$DKIM_SEL.private|" "$C/dkim.conf"
+    cat <<TRANSPORTS
 
 begin retry
 
@@ -215,6 +226,7 @@ is "$MTA_HDRS" "$MTA_NDUMPS" "every copy carries List-Id: Announcements <announc
 mta_wait_grep "$MAINLOG" "=> m1@example.net R=members T=to_sink" 5
 ok $? "mainlog: the members' copies went out through the members router"
 is "$(grep -c "T=mmq_pipe" "$MAINLOG")" 1 "list mail to the members did not loop back into mmq"
+mta_dkim_check 'first post through Exim'
 
 # ------------------------------------------------ -bounces with VERP
 mta_swaks "$T/swaks2" --from '<>' --to "announce-bounces+m1=example.net@$D" \
@@ -284,7 +296,9 @@ is "$(sink_rcpts_of '5.3.4 Message too big for list announce' | tr '\n' ' ')" "a
 chmod 0500 "$SPOOL/tmp"
 mta_swaks "$T/swaks5" --from alice@example.org --to "announce@$D" \
     --header 'Subject: second post' --header 'Message-ID: <ex.2@example.org>' \
-    --body 'second post, deferred first'
+    --header 'MIME-Version: 1.0' --header 'Content-Type: text/plain; charset=utf-8' \
+    --header 'Content-Transfer-Encoding: 8bit' \
+    --body "$(printf 'second post, deferred first, 8-bit: caf\xc3\xa9 \xe2\x82\xac')"
 ok $? "swaks: a second post while the spool is not writable"
 exim_q
 mta_wait_grep "$MAINLOG" "== announce@$D R=mmq_lists T=mmq_pipe defer .*returned 75" 10
@@ -308,6 +322,14 @@ exim_q
 wait_rcpts_of 'second post, deferred first' "$want"
 is "$(sink_rcpts_of 'second post, deferred first' | sort | tr '\n' ' ')" "$MEMBERS_SORTED" \
     "the deferred post reached every member, once"
+mta_dkim_check 'second post, deferred first'
+# 8-bit: mmq-deliver declared BODY=8BITMIME to Exim for this post only
+# (log_selector +8bitmime: M8S=8 on the reception line; 0 for the 7-bit
+# posts before it)
+is "$(grep " <= announce-bounces@$D H=(mmq.test) " "$MAINLOG" | sed -n 's/.* M8S=\([078]\) .*/\1/p' | tr '\n' ' ')" \
+    "0 0 8 " "Exim's relay port received the 8-bit post with BODY=8BITMIME (M8S=8), the 7-bit ones without"
+is "$(grep -l 'second post, deferred first' "$T"/sink/dump.* | xargs grep -c "$(printf 'caf\xc3\xa9 \xe2\x82\xac')" | grep -c ':1$')" \
+    "$want" "and their 8-bit body bytes unchanged"
 
 # ------------------------------------------------------------ the end
 is "in=$(count_files "$SPOOL/in") out=$(count_files "$SPOOL/out") deferred=$(count_files "$SPOOL/deferred") tmp=$(count_files "$SPOOL/tmp")" \
