@@ -27,6 +27,12 @@
 #   libfaketime                   node clocks hours apart (t/cluster-skew.sh)
 #   libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
 #                                 the libraries of exim4-daemon-light (see below)
+#   libc-ares-dev libpsl-dev publicsuffix  mmq-process's DMARC lookups: the
+#                                 resolver (c-ares), organisational domains
+#                                 (libpsl) and the system's Public Suffix List
+#   dnsmasq-base                  a DNS server on loopback serving _dmarc
+#                                 records for t/process-dmarc.sh (started by
+#                                 the test in its own mount namespace)
 #
 # Exim, for t/mta-exim.sh: Debian's exim4 and postfix packages conflict, so
 # exim4-daemon-light (4.96 on Debian 12) is not installed but fetched with
@@ -47,6 +53,7 @@ PKGS=(
     util-linux procps e2fsprogs
     glusterfs-server glusterfs-client libfaketime
     libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
+    libc-ares-dev libpsl-dev publicsuffix dnsmasq-base
 )
 EXIM_DIR=${MMQ_EXIM_DIR:-/var/cache/mmq-test/exim}
 # More packages for a one-off need, e.g. MMQ_DEPS_EXTRA="strace ltrace".
