@@ -207,8 +207,9 @@ static void answered(void *arg, int status, int timeouts, unsigned char *abuf,
     }
     q->ans.kind = DMARC_ANS_FAIL;
     snprintf(q->why, sizeof(q->why), "%s",
-             status == ARES_ECANCELLED ? "no answer in time"
-                                       : ares_strerror(status));
+             status == ARES_ECANCELLED || status == ARES_ETIMEOUT
+                 ? "no answer in time"
+                 : ares_strerror(status));
 }
 
 /* Ask the n questions at once; give up on what is open at the deadline. */
