@@ -238,16 +238,20 @@ static void ask(struct dmarc *d, struct question *q, size_t n)
         struct pollfd pfd[ARES_GETSOCK_MAXNUM];
         struct timeval max, tv, *tvp;
         int64_t left = deadline - now_ms();
-        int bits, k, np = 0, ms, rc;
+        unsigned bits;
+        int k, np = 0, ms, rc;
 
         for (open = 0, i = 0; i < n; i++)
             open += !q[i].done;
         if (open == 0 || left <= 0)
             break;
-        bits = ares_getsock(d->ch, socks, ARES_GETSOCK_MAXNUM);
+        /* unsigned: ARES_GETSOCK_WRITABLE() shifts a signed 1 by 31 */
+        bits = (unsigned)ares_getsock(d->ch, socks, ARES_GETSOCK_MAXNUM);
         for (k = 0; k < ARES_GETSOCK_MAXNUM; k++) {
-            short ev = (short)((ARES_GETSOCK_READABLE(bits, k) ? POLLIN : 0) |
-                               (ARES_GETSOCK_WRITABLE(bits, k) ? POLLOUT : 0));
+            short ev = (short)((bits & (1u << k) ? POLLIN : 0) |
+                               (bits & (1u << (k + ARES_GETSOCK_MAXNUM))
+                                    ? POLLOUT
+                                    : 0));
             if (!ev)
                 continue;
             pfd[np].fd = socks[k];

@@ -8,7 +8,7 @@
 # (reject, quarantine, none, absent, an organisational domain, sp=none for
 # subdomains, two v=DMARC1 records, a record too big for UDP, garbage) and
 # forwards dead.example to an address where nothing listens, so that its
-# lookups really time out.  22 posts go filter -> mmq-process -1 ->
+# lookups really time out.  23 posts go filter -> mmq-process -1 ->
 # mmq-deliver -1 -> smtp-sink, to lists with every dmarc_mitigate_action
 # and the trigger settings, and each copy the sink receives is checked,
 # headers and body; the rejection notice too.  Also: one DNS question per
@@ -99,18 +99,23 @@ diag "dnsmasq on $DNS_ADDR; dead.example forwarded to $DEAD_ADDR (nothing listen
 dl_sink_start "$W/sink"
 dl_conf "dmarc_timeout = 1;"
 common=('posters = "anyone";' 'owners = ["owner@example.com"];')
-pl_list mf "${common[@]}"
-pl_list mfl "${common[@]}" 'reply_to = "list";' 'subject_prefix = "[mfl]";'
+# mf: the defaults (pl_list would add dmarc_mitigate_action = "none")
+printf 'domain = "%s";\nposters = "anyone";\n' "$D" >"$LISTS/mf.conf"
+pl_list mfl "${common[@]}" 'reply_to = "list";' 'subject_prefix = "[mfl]";' \
+    'dmarc_mitigate_action = "munge_from";'
 pl_list wrap "${common[@]}" 'dmarc_mitigate_action = "wrap_message";' \
     'dmarc_wrapped_message_text = "The post is attached.\nReply to its author.";'
 pl_list rej "${common[@]}" 'dmarc_mitigate_action = "reject";'
+pl_list rej2 "${common[@]}" 'dmarc_mitigate_action = "reject";' \
+    'dmarc_moderation_notice = "This list takes no posts from domains with p=reject.";'
 pl_list disc "${common[@]}" 'dmarc_mitigate_action = "discard";'
 pl_list nomit "${common[@]}" 'dmarc_mitigate_action = "none";'
-pl_list uncond "${common[@]}" 'dmarc_mitigate_unconditionally = true;'
+pl_list uncond "${common[@]}" 'dmarc_mitigate_unconditionally = true;' \
+    'dmarc_moderation_notice = "unused here";'
 pl_list noquar "${common[@]}" 'dmarc_mitigate_action = "munge_from";' \
     'dmarc_quarantine_moderation_action = false;'
 pl_list pnon "${common[@]}" 'dmarc_none_moderation_action = true;'
-for l in mf mfl wrap rej disc nomit uncond noquar pnon; do
+for l in mf mfl wrap rej rej2 disc nomit uncond noquar pnon; do
     pl_members "$l" "member-$l@members.example"
 done
 
@@ -161,6 +166,7 @@ post 19 'Alice Doe <alice@reject.example>' nomit
 post 20 'Eve <eve@only-uncond.example>' uncond
 post 21 'Carl <carl@quar.example>' noquar
 post 22 'Dora <dora@pnone.example>' pnon
+post 23 'Nina <nina@reject.example>' rej2
 
 # ------------------------------------------------------------ chain
 s=$(now)
@@ -168,7 +174,7 @@ pl_process
 t1=$(now)
 is "$PRC" 0 "mmq-process -1 exits 0"
 ms=$(elapsed_ms "$s" "$t1")
-diag "mmq-process: $ms ms for 22 posts"
+diag "mmq-process: $ms ms for 23 posts"
 ok $((!(ms >= 900 && ms < 10000))) "the dead domain's lookup waited dmarc_timeout (1 s), not more ($ms ms)"
 timeout 60 "$MMQ_DELIVER" -c "$CONF" -1 -e 2>"$W/deliver.log"
 is "$?" 0 "mmq-deliver -1 exits 0"
@@ -267,6 +273,11 @@ if [ -n "$notice" ]; then
 else
     skip "no notice" 2
 fi
+notice=$(grep -l 'Subject: Your message to rej2 was rejected' "$W/got"/other.* 2>/dev/null | head -n 1)
+ok "$([ -n "$notice" ] && grep -q '^ *This list takes no posts from domains with p=reject.$' "$notice"; echo $?)" \
+    "post 23: the notice carries dmarc_moderation_notice"
+is "$(sink_rcpts "$W/sink" | grep -c '^nina@reject.example$')/$([ -f "$W/got/23" ] && echo delivered)" "1/" \
+    "post 23: sent to the poster, not distributed"
 munged 17 rej Lea "Lea <lea@dead.example>" "reject list, DNS timeout: munged, not rejected"
 is "$([ -f "$W/got/18" ] && echo delivered || echo no)" no "post 18 (discard): not distributed"
 ok "$(grep -q 'discarded: .*reject.example publishes the DMARC policy p=reject' "$PLOG"; echo $?)" \
@@ -278,7 +289,7 @@ munged 22 pnon Dora "Dora <dora@pnone.example>" "p=none, dmarc_none_moderation_a
 
 # ------------------------------------------------------ DNS and log
 is "$(grep -c 'query\[TXT\] _dmarc.reject.example from' "$W/dns.log")" 1 \
-    "seven posts from reject.example: one DNS question (cached for its TTL)"
+    "eight posts from reject.example: one DNS question (cached for its TTL)"
 is "$(grep -c 'query\[TXT\] _dmarc.org.example from' "$W/dns.log")" 1 \
     "the organisational domain asked once"
 is "$(grep -c 'DMARC: munge_from: the DMARC policy lookup of _dmarc.dead.example failed (no answer in time)' "$PLOG")" 1 \
