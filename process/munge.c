@@ -55,7 +55,7 @@ static int valid_utf8(const char *s, size_t n)
 static void display_name(const char *v, char *out, size_t outlen)
 {
     const char *lt = strrchr(v, '<'), *s = v, *e = lt ? lt : v;
-    size_t o = 0;
+    size_t o = 0, i;
 
     out[0] = 0;
     while (s < e && (*s == ' ' || *s == '\t'))
@@ -72,6 +72,9 @@ static void display_name(const char *v, char *out, size_t outlen)
         for (; s < e && o + 1 < outlen; s++)
             out[o++] = *s;
     }
+    for (i = 0; i < o; i++) /* folding blanks: one line, plain spaces */
+        if (out[i] == '\t')
+            out[i] = ' ';
     if (s < e) /* cut short: not inside a character */
         while (o > 0 && !valid_utf8(out, o))
             o--;
