@@ -4,8 +4,8 @@
  */
 #include "autoconf.h"
 
-#include <arpa/nameser.h>
 #include <ares.h>
+#include <arpa/nameser.h>
 #include <ctype.h>
 #include <errno.h>
 #include <libpsl.h>
@@ -248,10 +248,10 @@ static void ask(struct dmarc *d, struct question *q, size_t n)
         /* unsigned: ARES_GETSOCK_WRITABLE() shifts a signed 1 by 31 */
         bits = (unsigned)ares_getsock(d->ch, socks, ARES_GETSOCK_MAXNUM);
         for (k = 0; k < ARES_GETSOCK_MAXNUM; k++) {
-            short ev = (short)((bits & (1u << k) ? POLLIN : 0) |
-                               (bits & (1u << (k + ARES_GETSOCK_MAXNUM))
-                                    ? POLLOUT
-                                    : 0));
+            short ev =
+                (short)((bits & (1u << k) ? POLLIN : 0) |
+                        (bits & (1u << (k + ARES_GETSOCK_MAXNUM)) ? POLLOUT
+                                                                  : 0));
             if (!ev)
                 continue;
             pfd[np].fd = socks[k];
@@ -303,8 +303,9 @@ struct dmarc *dmarc_open(int timeout_ms, char *err, size_t errlen)
     /* the newest of libpsl's built-in list and the system's */
     d->psl = d->psl_own = psl_latest(NULL);
     if (!d->psl && !(d->psl = psl_builtin())) {
-        snprintf(err, errlen, "libpsl: no Public Suffix List (install the "
-                              "Debian package publicsuffix)");
+        snprintf(err, errlen,
+                 "libpsl: no Public Suffix List (install the "
+                 "Debian package publicsuffix)");
         ares_library_cleanup();
         free(d);
         return NULL;
@@ -388,7 +389,7 @@ int dmarc_lookup(struct dmarc *d, const char *domain, struct dmarc_policy *out)
         }
         q[nask].name = names[i];
         ask_q[i] = &q[nask++];
-        ans[i].kind = (enum dmarc_answer_kind)-1; /* asked below */
+        ans[i].kind = (enum dmarc_answer_kind) - 1; /* asked below */
     }
     if (nask > 0) {
         out->cached = 0;

@@ -45,20 +45,20 @@
 struct dmarc;
 
 enum dmarc_status {
-    DMARC_NO_POLICY,  /* no DMARC record for the domain nor its org domain */
-    DMARC_POLICY,     /* policy below */
-    DMARC_TEMPFAIL,   /* no answer in time, SERVFAIL, unreadable answer */
-    DMARC_BAD_DOMAIN  /* not a DNS name (domain literal, 8-bit, too long) */
+    DMARC_NO_POLICY, /* no DMARC record for the domain nor its org domain */
+    DMARC_POLICY,    /* policy below */
+    DMARC_TEMPFAIL,  /* no answer in time, SERVFAIL, unreadable answer */
+    DMARC_BAD_DOMAIN /* not a DNS name (domain literal, 8-bit, too long) */
 };
 
 struct dmarc_policy {
     enum dmarc_status status;
-    enum dmarc_p policy;          /* DMARC_POLICY: the one that applies */
-    char source[DMARC_NAME_MAX];  /* the _dmarc name it came from (or
-                                     the one that failed) */
-    char why[128];                /* DMARC_TEMPFAIL: what failed */
-    int cached;                   /* answered without asking DNS */
-    int subdomain;                /* the org domain's sp= (or p=) applied */
+    enum dmarc_p policy;         /* DMARC_POLICY: the one that applies */
+    char source[DMARC_NAME_MAX]; /* the _dmarc name it came from (or
+                                    the one that failed) */
+    char why[128];               /* DMARC_TEMPFAIL: what failed */
+    int cached;                  /* answered without asking DNS */
+    int subdomain;               /* the org domain's sp= (or p=) applied */
 };
 
 /*
@@ -73,7 +73,6 @@ void dmarc_close(struct dmarc *d);
  * Returns 0; out->status says what was found.  Blocks at most the
  * timeout.
  */
-int dmarc_lookup(struct dmarc *d, const char *domain,
-                 struct dmarc_policy *out);
+int dmarc_lookup(struct dmarc *d, const char *domain, struct dmarc_policy *out);
 
 #endif

@@ -27,8 +27,8 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
     if (s[0] < 0x80)
         return 1;
-    len = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-          : s[0] >= 0xe0               ? 3
+    len = s[0] >= 0xf0 && s[0] <= 0xf4  ? 4
+          : s[0] >= 0xe0                ? 3
           : s[0] >= 0xc2 && s[0] < 0xe0 ? 2
                                         : 0;
     if (len == 0 || len > n || (s[0] >= 0xe0 && s[0] < 0xf0 && len != 3))
@@ -159,8 +159,7 @@ int munge_from_value(const char *v, const struct listdef *ld, struct buf *out)
         /* encoded-words stay as they are; "via NAME" as a quoted-string
          * when the list name is not an atom (a '.') */
         if (buf_printf(out, "%s ", name) ||
-            (strchr(ld->name, '.') ? quoted(out, via)
-                                   : buf_puts(out, via)))
+            (strchr(ld->name, '.') ? quoted(out, via) : buf_puts(out, via)))
             return -1;
     } else if (n > 0 && ascii && !strstr(name, "=?")) {
         char *all = malloc(n + strlen(via) + 2);
@@ -291,9 +290,9 @@ int munge_from(struct headers *h, const struct listdef *ld)
 static int kept(const char *name, size_t n)
 {
     static const char *const keep[] = {
-        "From",        "To",         "Cc",          "Reply-To",
-        "Subject",     "Date",       "Message-ID",  "In-Reply-To",
-        "References",  "Precedence", "X-BeenThere", "X-Original-From",
+        "From",       "To",         "Cc",          "Reply-To",
+        "Subject",    "Date",       "Message-ID",  "In-Reply-To",
+        "References", "Precedence", "X-BeenThere", "X-Original-From",
         "Archived-At"};
     size_t i;
 
@@ -306,8 +305,8 @@ static int kept(const char *name, size_t n)
 }
 
 /* A boundary that occurs nowhere in the post. */
-static void boundary(const char *seed, const char *orig, size_t len,
-                     char *out, size_t outlen)
+static void boundary(const char *seed, const char *orig, size_t len, char *out,
+                     size_t outlen)
 {
     unsigned k;
 
@@ -343,8 +342,7 @@ int munge_wrap(const struct buf *edited, const char *orig, size_t orig_len,
     eol = h.eol;
     for (i = 0; i < h.n && !rc; i++) {
         const struct hfield *f = &h.f[i];
-        if (f->dropped || !f->name_len ||
-            !kept(h.msg + f->start, f->name_len))
+        if (f->dropped || !f->name_len || !kept(h.msg + f->start, f->name_len))
             continue;
         rc = buf_append(out, h.msg + f->start, f->end - f->start);
         if (!rc && out->data[out->len - 1] != '\n')
@@ -357,7 +355,8 @@ int munge_wrap(const struct buf *edited, const char *orig, size_t orig_len,
                      "This message from the list %s@%s carries a post as an "
                      "attachment.%s",
                      eol, b, eol,
-                     has_8bit(orig, orig_len) || (text && has_8bit(text, strlen(text)))
+                     has_8bit(orig, orig_len) ||
+                             (text && has_8bit(text, strlen(text)))
                          ? "8bit"
                          : "7bit",
                      eol, eol, ld->name, ld->domain, eol);

@@ -716,8 +716,7 @@ static void do_post(struct post *p)
         buf_init(&wrapped);
     }
     if (mit != DMARC_NO_MITIGATION)
-        log_info("%s: DMARC: %s: %s", p->id, list_dmarc_action_name(mit),
-                 dwhy);
+        log_info("%s: DMARC: %s: %s", p->id, list_dmarc_action_name(mit), dwhy);
     if (m->n == 0)
         archive(p, &out); /* expand() archives once the post is marked */
     snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld.name, p->ld.domain);

@@ -77,8 +77,7 @@ static int get_text(const struct ctx *c, config_setting_t *s, char **out,
     /* Strings for headers: no line breaks or controls; body text may
      * have line breaks and tabs. */
     for (p = (const unsigned char *)config_setting_get_string(s); *p; p++)
-        if ((*p < 0x20 || *p == 0x7f) &&
-            !(lines && (*p == '\n' || *p == '\t')))
+        if ((*p < 0x20 || *p == 0x7f) && !(lines && (*p == '\n' || *p == '\t')))
             return bad(c, s, "control characters are not allowed");
     free(*out);
     if (!(*out = strdup(config_setting_get_string(s))))

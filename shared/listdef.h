@@ -54,11 +54,13 @@ struct listdef {
     int archive;
     int verp;
     int per_entry; /* recipients per out/ entry */
+
+    /* DMARC mitigation (Mailman's settings, see mmq-process(8)) */
     enum list_dmarc_action dmarc_action; /* default munge_from */
     int dmarc_unconditionally;           /* every post, no lookup */
-    int dmarc_quarantine; /* p=quarantine triggers too (default yes) */
-    int dmarc_none;       /* p=none triggers too (default no) */
-    char *dmarc_notice;   /* reason in the rejection notice, or NULL */
+    int dmarc_quarantine;     /* p=quarantine triggers too (default yes) */
+    int dmarc_none;           /* p=none triggers too (default no) */
+    char *dmarc_notice;       /* reason in the rejection notice, or NULL */
     char *dmarc_wrapped_text; /* text/plain part of wrap_message, or NULL */
 };
 

@@ -55,15 +55,15 @@ dns_kill() { # only if PID still is our dnsmasq
 BIG=$(printf 'x%.0s' $(seq 250))
 HUGE=
 for _ in $(seq 20); do HUGE="$HUGE,$BIG"; done
-start_dns() {
-    local try i
+start_dns() { # start_dns LOG TTL: a dnsmasq on a new random address
+    local log=$1 ttl=$2 try i
     for try in 1 2 3; do
         DNS_ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
         DEAD_ADDR=${DNS_ADDR%.*}.$(((${DNS_ADDR##*.} % 250) + 2))
         # dnsmasq: each ","-separated text is one TXT character-string
         "$DNSMASQ" --keep-in-foreground --conf-file=/dev/null \
             --no-resolv --no-hosts --listen-address="$DNS_ADDR" --bind-interfaces \
-            --port=53 --address=/#/ --local-ttl=300 --log-queries --log-facility=- \
+            --port=53 --address=/#/ --local-ttl="$ttl" --log-queries --log-facility=- \
             --server=/dead.example/"$DEAD_ADDR" \
             '--txt-record=_dmarc.reject.example,v=DMARC1; p=reject; rua=mailto:d@reject.example' \
             '--txt-record=_dmarc.quar.example,v=DMARC1; p=quarantine; pct=50' \
@@ -76,21 +76,22 @@ start_dns() {
             "--txt-record=_dmarc.huge.example,v=DMARC1; p=reject; x=$HUGE" \
             '--txt-record=_dmarc.garbage.example,v=DMARC1;;; p=rej;ect=;==;sp' \
             '--txt-record=_dmarc.garbage.example,garbage=;;v=DMARC1' \
-            2>"$W/dns.log" &
+            '--txt-record=_dmarc.ttl.example,v=DMARC1; p=reject' \
+            2>"$log" &
         DNS_PID=$!
         at_exit dns_kill "$DNS_PID"
         for i in $(seq 100); do
-            grep -q 'started, version' "$W/dns.log" 2>/dev/null && return 0
+            grep -q 'started, version' "$log" 2>/dev/null && return 0
             kill -0 "$DNS_PID" 2>/dev/null || break
             sleep 0.05
         done
         dns_kill "$DNS_PID"
         wait "$DNS_PID" 2>/dev/null
     done
-    diag "$(cat "$W/dns.log")"
+    diag "$(cat "$log")"
     bail_out "dnsmasq did not start"
 }
-start_dns
+start_dns "$W/dns.log" 300
 printf 'nameserver %s\n' "$DNS_ADDR" >"$W/resolv.conf"
 mount --bind "$W/resolv.conf" /etc/resolv.conf || bail_out "mount --bind failed"
 diag "dnsmasq on $DNS_ADDR; dead.example forwarded to $DEAD_ADDR (nothing listens)"
@@ -303,4 +304,53 @@ diag "$(head -n 30 "$W/dmarc.log")"
 is "in=$(count_files "$SPOOL/in") out=$(count_files "$SPOOL/out") bad=$(count_files "$SPOOL/bad") hold=$(count_files "$SPOOL/hold")" \
     "in=0 out=0 bad=0 hold=0" "the spool is empty afterwards"
 dl_sink_stop "$SINK_PID"
+
+# ------------------------------------- a running daemon: TTL, resolv.conf
+# mmq-process as a daemon: a post with the first dnsmasq, then that one
+# is replaced by one on another address with TTLs of 1 s, and
+# resolv.conf is rewritten in place: the daemon must ask the new server
+# (no failed lookup), and ask again once the 1 s TTL has passed.
+"$MMQ_PROCESS" -c "$CONF" -e 2>"$W/daemon.log" &
+DPID=$!
+at_exit kill_pid "$DPID"
+wait_out() { # wait_out N: until out/ holds N entries (10 s at most)
+    local i
+    for i in $(seq 200); do
+        [ "$(count_files "$SPOOL/out")" -ge "$1" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+post 31 'Alice Doe <alice@reject.example>' mf
+wait_out 1
+ok $? "daemon: the first post is expanded"
+dns_kill "$DNS_PID"
+OLD_ADDR=$DNS_ADDR
+start_dns "$W/dns2.log" 1
+printf 'nameserver %s\n' "$DNS_ADDR" >"$W/resolv.conf" # same inode: the bind mount shows it
+diag "second dnsmasq on $DNS_ADDR (was $OLD_ADDR), TTL 1 s"
+post 32 'Tess <tess@ttl.example>' mf
+wait_out 2
+ok $? "daemon: the second post is expanded"
+sleep 1.5
+post 33 'Tom <tom@ttl.example>' mf
+wait_out 3
+ok $? "daemon: the third post is expanded"
+kill -TERM "$DPID"
+wait "$DPID"
+is "$?" 0 "daemon: SIGTERM, exit 0"
+is "$(grep -c 'DMARC: munge_from: ttl.example publishes the DMARC policy p=reject' "$W/daemon.log")" 2 \
+    "daemon: after resolv.conf changed, the new server answered both ttl.example posts"
+is "$(grep -c 'lookup of .* failed' "$W/daemon.log")" 0 "daemon: no failed lookup"
+is "$(grep -c 'query\[TXT\] _dmarc.ttl.example from' "$W/dns2.log")" 2 \
+    "daemon: a 1 s TTL expired between the two posts: asked twice"
+n=0
+for f in $(find "$SPOOL/out" -type f); do
+    pl_msg "$f" "$W/out.msg"
+    case $(pl_hvals "$W/out.msg" From) in
+    '"Alice Doe via mf" <mf@'"$D"'>' | '"Tess via mf" <mf@'"$D"'>' | '"Tom via mf" <mf@'"$D"'>') n=$((n + 1)) ;;
+    esac
+done
+is "$n" 3 "daemon: the three posts munged in out/"
+pl_clear_out
 done_testing

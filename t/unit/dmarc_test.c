@@ -165,7 +165,8 @@ static void test_records(void)
     is_int(r.pct, 20, "pct=20");
     is_int(REC("v=DMARC1;sp=reject;rua=mailto:d@example.com;p=none"), 1,
            "p after other tags");
-    is_int(r.p * 10 + r.sp, DMARC_P_NONE * 10 + DMARC_P_REJECT, "p=none sp=reject");
+    is_int(r.p * 10 + r.sp, DMARC_P_NONE * 10 + DMARC_P_REJECT,
+           "p=none sp=reject");
     is_int(REC("v=DMARC1"), 1, "v alone is a record");
     is_int(r.p, DMARC_P_UNSET, "with p unset (acts as none)");
     is_int(REC("v=DMARC1; p=rejected; sp=; pct=abc"), 1, "invalid values");
@@ -286,7 +287,8 @@ static void test_answers(void)
     txt(&m, Q, 300, "v=DMARC1; p=reject");
     m.b[m.n - 19] = 200; /* a string length past the rdata */
     a = parse(&m);
-    is_int(a.kind, DMARC_ANS_NONE, "a TXT string longer than its rdata: ignored");
+    is_int(a.kind, DMARC_ANS_NONE,
+           "a TXT string longer than its rdata: ignored");
     start(&m, QR_RD_RA, 9, 0, Q);
     txt(&m, Q, 300, "v=DMARC1; p=reject");
     is_int(parse(&m).kind, DMARC_ANS_FAIL, "more answers announced than sent");
@@ -360,7 +362,8 @@ static void test_from_value(void)
         free(v);                                                               \
     } while (0)
     FROM("Alice Doe <alice@example.com>",
-         "\"Alice Doe via announce\" <announce@lists.example.org>", "plain name");
+         "\"Alice Doe via announce\" <announce@lists.example.org>",
+         "plain name");
     FROM("\"Doe, Alice\" <alice@example.com>",
          "\"Doe, Alice via announce\" <announce@lists.example.org>",
          "quoted name unquoted and quoted again");
@@ -430,9 +433,10 @@ static void test_munge(void)
 {
     char *s;
 
-    s = munged("From: Alice <alice@example.com>\nTo: announce@lists.example.org\n"
-               "Subject: hi\n\nbody\n",
-               REPLYTO_NONE, 0);
+    s = munged(
+        "From: Alice <alice@example.com>\nTo: announce@lists.example.org\n"
+        "Subject: hi\n\nbody\n",
+        REPLYTO_NONE, 0);
     is_str(s,
            "From: \"Alice via announce\" <announce@lists.example.org>\n"
            "To: announce@lists.example.org\nSubject: hi\n"
@@ -440,9 +444,10 @@ static void test_munge(void)
            "Reply-To: Alice <alice@example.com>\n\nbody\n",
            "reply_to none: author in Reply-To");
     free(s);
-    s = munged("From: Alice <alice@example.com>\r\nReply-To: other@example.net\r\n"
-               "X-Original-From: forged\r\n\r\nbody\r\n",
-               REPLYTO_NONE, 0);
+    s = munged(
+        "From: Alice <alice@example.com>\r\nReply-To: other@example.net\r\n"
+        "X-Original-From: forged\r\n\r\nbody\r\n",
+        REPLYTO_NONE, 0);
     is_str(s,
            "From: \"Alice via announce\" <announce@lists.example.org>\r\n"
            "X-Original-From: Alice <alice@example.com>\r\n"
@@ -450,15 +455,17 @@ static void test_munge(void)
            "\r\nbody\r\n",
            "existing Reply-To kept, author added (CRLF kept)");
     free(s);
-    s = munged("From: Alice <alice@example.com>\nReply-To: ALICE@example.com\n\nb\n",
-               REPLYTO_NONE, 0);
+    s = munged(
+        "From: Alice <alice@example.com>\nReply-To: ALICE@example.com\n\nb\n",
+        REPLYTO_NONE, 0);
     is_str(s,
            "From: \"Alice via announce\" <announce@lists.example.org>\n"
            "X-Original-From: Alice <alice@example.com>\n"
            "Reply-To: ALICE@example.com\n\nb\n",
            "author already in Reply-To: not twice");
     free(s);
-    s = munged("From: Alice <alice@example.com>\nCc: bob@example.net\nFrom: x@y\n\nb\n",
+    s = munged("From: Alice <alice@example.com>\nCc: bob@example.net\nFrom: "
+               "x@y\n\nb\n",
                REPLYTO_LIST, 1);
     is_str(s,
            "From: \"Alice via announce\" <announce@lists.example.org>\n"
@@ -478,7 +485,8 @@ static void test_wrap(void)
     const char *orig = "Received: x\nFrom: Alice <alice@example.com>\n"
                        "Subject: hi\nContent-Type: text/plain\n\ncaf\xc3\xa9\n";
     const char *edited =
-        "Received: x\nFrom: \"Alice via announce\" <announce@lists.example.org>\n"
+        "Received: x\nFrom: \"Alice via announce\" "
+        "<announce@lists.example.org>\n"
         "Subject: [a] hi\nContent-Type: text/plain\nDKIM-Signature: v=1\n"
         "List-Id: <announce.lists.example.org>\n"
         "Reply-To: Alice <alice@example.com>\n\ncaf\xc3\xa9\n";
