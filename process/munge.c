@@ -143,65 +143,53 @@ static int encoded_words(struct buf *out, const char *s)
     return 0;
 }
 
+/* The address, its "@" written " at ", with only printable ASCII. */
+static void address_as_name(const char *v, char *out, size_t outlen)
+{
+    char addr[512], *at;
+    size_t i;
+
+    if (header_address(v, addr, sizeof(addr)) != 0)
+        snprintf(addr, sizeof(addr), "unknown");
+    for (i = 0; addr[i]; i++)
+        if ((unsigned char)addr[i] < 32 || (unsigned char)addr[i] >= 127)
+            addr[i] = '?';
+    if ((at = strrchr(addr, '@')) != NULL) {
+        *at = 0;
+        snprintf(out, outlen, "%s at %s", addr, at + 1);
+    } else {
+        snprintf(out, outlen, "%s", addr);
+    }
+}
+
 int munge_from_value(const char *v, const struct listdef *ld, struct buf *out)
 {
-    char name[NAME_MAX_BYTES + 1], addr[512], via[LIST_NAME_MAX + 8];
+    char name[NAME_MAX_BYTES + 1], all[NAME_MAX_BYTES + LIST_NAME_MAX + 600];
     size_t i, n;
-    int ascii = 1;
+    int ascii = 1, rc;
 
     display_name(v, name, sizeof(name));
     n = strlen(name);
     for (i = 0; i < n; i++)
         if ((unsigned char)name[i] < 32 || (unsigned char)name[i] >= 127)
             ascii = 0;
-    snprintf(via, sizeof(via), "via %s", ld->name);
     if (n > 0 && strstr(name, "=?") && words_ok(name)) {
         /* encoded-words stay as they are; "via NAME" as a quoted-string
          * when the list name is not an atom (a '.') */
-        if (buf_printf(out, "%s ", name) ||
-            (strchr(ld->name, '.') ? quoted(out, via) : buf_puts(out, via)))
-            return -1;
-    } else if (n > 0 && ascii && !strstr(name, "=?")) {
-        char *all = malloc(n + strlen(via) + 2);
-        int rc;
-        if (!all)
-            return -1;
-        sprintf(all, "%s %s", name, via);
+        snprintf(all, sizeof(all), "via %s", ld->name);
+        rc = buf_printf(out, "%s ", name) ||
+             (strchr(ld->name, '.') ? quoted(out, all) : buf_puts(out, all));
+    } else if (n > 0 && !strstr(name, "=?") && (ascii || valid_utf8(name, n))) {
+        snprintf(all, sizeof(all), "%s via %s", name, ld->name);
+        rc = ascii ? quoted(out, all) : encoded_words(out, all);
+    } else { /* no usable name: the address instead */
+        address_as_name(v, all, sizeof(all) - LIST_NAME_MAX - 8);
+        snprintf(all + strlen(all), sizeof(all) - strlen(all), " via %s",
+                 ld->name);
         rc = quoted(out, all);
-        free(all);
-        if (rc)
-            return -1;
-    } else if (n > 0 && !ascii && valid_utf8(name, n)) {
-        char *all = malloc(n + strlen(via) + 2);
-        int rc;
-        if (!all)
-            return -1;
-        sprintf(all, "%s %s", name, via);
-        rc = encoded_words(out, all);
-        free(all);
-        if (rc)
-            return -1;
-    } else { /* no usable name: the address, "@" written " at " */
-        char *at, *all;
-        int rc;
-        if (header_address(v, addr, sizeof(addr)) != 0)
-            snprintf(addr, sizeof(addr), "unknown");
-        for (i = 0; addr[i]; i++)
-            if ((unsigned char)addr[i] < 32 || (unsigned char)addr[i] >= 127)
-                addr[i] = '?';
-        if (!(all = malloc(strlen(addr) + strlen(via) + 8)))
-            return -1;
-        if ((at = strrchr(addr, '@')) != NULL) {
-            *at = 0;
-            sprintf(all, "%s at %s %s", addr, at + 1, via);
-        } else {
-            sprintf(all, "%s %s", addr, via);
-        }
-        rc = quoted(out, all);
-        free(all);
-        if (rc)
-            return -1;
     }
+    if (rc)
+        return -1;
     return buf_printf(out, " <%s@%s>", ld->name, ld->domain);
 }
 

@@ -95,31 +95,16 @@ PY
 "Cc: "
 "\x0a\x0a"
 DICT
-    echo "fuzzing the DMARC parsers and munging for ${seconds}s in $WORK" >&2
-    set +e
-    "$WORK/dmarc_fuzz" -max_total_time="$seconds" -max_len=8192 \
-        -dict="$WORK/dmarc.dict" -artifact_prefix="$WORK/" \
-        -jobs="$JOBS" -workers="$JOBS" -print_final_stats=1 \
-        "$WORK/corpus" >"$WORK/fuzz.log" 2>&1
-    rc=$?
-    set -e
-    tail -n 25 "$WORK/fuzz.log" >&2
-    for f in "$WORK"/crash-* "$WORK"/leak-* "$WORK"/timeout-* "$WORK"/oom-*; do
-        [ -e "$f" ] || continue
-        echo "FOUND: $f (replay: TARGET=dmarc WORK=$WORK $0 --repro $f)" >&2
-        rc=1
-    done
-    exit $rc
-fi
+    dict=$WORK/dmarc.dict maxlen=8192 what="the DMARC parsers and munging"
+else
+    # Seeds: a few valid envelopes (with a message after them).
+    seed() { printf '%b' "$2" > "$WORK/corpus/$1"; }
+    seed plain 'MMQ 1\nlist announce\nrole post\nsender alice@example.org\narrival 1732312345.123456\nattempts 0\nnext-attempt 0\nrecoveries 0\nsize 00000000000000000006\nrcpt bob@example.org\n\nhello\n'
+    seed full 'MMQ 1\nlist l\nrole bounces\nsender \narrival 0.000000\nattempts 3\nnext-attempt 1732400000\nrecoveries 1\nlast-error 4.4.1%20connection%20refused\nmbox-from From%20a@b%20Sat\nsize 00000000000000000000\nrcpt a%40b extra text\nrcpt c\nx-future v 1\n\n'
+    seed escapes 'MMQ 1\nlist %FF%e4\nrole owner\nsender %25%0D%0A\narrival 9.999999\nsize 1\nz-z \n\nx'
 
-# Seeds: a few valid envelopes (with a message after them).
-seed() { printf '%b' "$2" > "$WORK/corpus/$1"; }
-seed plain 'MMQ 1\nlist announce\nrole post\nsender alice@example.org\narrival 1732312345.123456\nattempts 0\nnext-attempt 0\nrecoveries 0\nsize 00000000000000000006\nrcpt bob@example.org\n\nhello\n'
-seed full 'MMQ 1\nlist l\nrole bounces\nsender \narrival 0.000000\nattempts 3\nnext-attempt 1732400000\nrecoveries 1\nlast-error 4.4.1%20connection%20refused\nmbox-from From%20a@b%20Sat\nsize 00000000000000000000\nrcpt a%40b extra text\nrcpt c\nx-future v 1\n\n'
-seed escapes 'MMQ 1\nlist %FF%e4\nrole owner\nsender %25%0D%0A\narrival 9.999999\nsize 1\nz-z \n\nx'
-
-# A dictionary of the format's tokens.
-cat > "$WORK/envelope.dict" <<'DICT'
+    # A dictionary of the format's tokens.
+    cat > "$WORK/envelope.dict" <<'DICT'
 "MMQ 1\x0a"
 "MMQ 2\x0a"
 "list "
@@ -149,11 +134,13 @@ cat > "$WORK/envelope.dict" <<'DICT'
 "9223372036854775807"
 "18446744073709551616"
 DICT
+    dict=$WORK/envelope.dict maxlen=4096 what=envelope_parse
+fi
 
-echo "fuzzing envelope_parse for ${seconds}s in $WORK" >&2
+echo "fuzzing $what for ${seconds}s in $WORK" >&2
 set +e
-"$WORK/envelope_fuzz" -max_total_time="$seconds" -max_len=4096 \
-    -dict="$WORK/envelope.dict" -artifact_prefix="$WORK/" \
+"$WORK/${TARGET}_fuzz" -max_total_time="$seconds" -max_len="$maxlen" \
+    -dict="$dict" -artifact_prefix="$WORK/" \
     -jobs="$JOBS" -workers="$JOBS" -print_final_stats=1 \
     "$WORK/corpus" >"$WORK/fuzz.log" 2>&1
 rc=$?
@@ -161,7 +148,7 @@ set -e
 tail -n 25 "$WORK/fuzz.log" >&2
 for f in "$WORK"/crash-* "$WORK"/leak-* "$WORK"/timeout-* "$WORK"/oom-*; do
     [ -e "$f" ] || continue
-    echo "FOUND: $f (replay: WORK=$WORK $0 --repro $f)" >&2
+    echo "FOUND: $f (replay: TARGET=$TARGET WORK=$WORK $0 --repro $f)" >&2
     rc=1
 done
 exit $rc
