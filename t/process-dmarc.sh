@@ -182,7 +182,7 @@ is "$?" 0 "mmq-deliver -1 exits 0"
 
 mkdir "$W/got"
 while IFS= read -r f; do
-    dl_sink_message "$f" >"$W/got/m"
+    sink_message "$f" >"$W/got/m" # LF line ends, as the posts have
     n=$(pl_hvals "$W/got/m" Subject | sed -n 's/.*t-\([0-9]*\).*/\1/p' | head -n 1)
     if [ -n "$n" ]; then
         mv "$W/got/m" "$W/got/$n"
@@ -190,13 +190,29 @@ while IFS= read -r f; do
         mv "$W/got/m" "$W/got/other.${f##*.}"
     fi
 done < <(sink_dumps "$W/sink")
+for f in "$W"/got/*; do
+    pl_headers "$f" >"$f.h"
+done
 
 body_of() { sed -n '/^$/,$p' "$1"; }
 # same_body N: the copy of post N has the post's body, byte for byte
 same_body() {
     [ -f "$W/got/$1" ] && cmp -s <(body_of "$W/post.$1") <(body_of "$W/got/$1")
 }
-hv() { [ -f "$W/got/$1" ] && pl_hvals "$W/got/$1" "$2" | tr '\n' '|' | sed 's/|$//'; }
+# hv N NAME: the values of header NAME in the copy of post N, "|" between
+hv() {
+    [ -f "$W/got/$1.h" ] && awk -v n="$2" '
+        BEGIN { n = tolower(n) }
+        {
+            i = index($0, ":")
+            if (i > 1 && tolower(substr($0, 1, i - 1)) == n) {
+                v = substr($0, i + 1)
+                sub(/^[ \t]+/, "", v)
+                out = out (k++ ? "|" : "") v
+            }
+        }
+        END { printf "%s", out }' "$W/got/$1.h"
+}
 
 # unchanged N WHY: From: and body as posted, no X-Original-From
 unchanged() {
