@@ -358,10 +358,10 @@ static int normalise(const char *in, char *out, size_t outlen)
 
 int dmarc_lookup(struct dmarc *d, const char *domain, struct dmarc_policy *out)
 {
-    char dom[256], names[2][DMARC_NAME_MAX];
-    struct question q[2], *ask_q[2];
+    char dom[256], names[2][DMARC_NAME_MAX], why[2][128];
+    struct question q[2], *asked[2] = {NULL, NULL};
     struct dmarc_answer ans[2];
-    const char *org, *why[2] = {"", ""};
+    const char *org;
     const struct entry *e;
     size_t n = 1, i, nask = 0;
     int64_t now = now_ms() / 1000;
@@ -381,26 +381,25 @@ int dmarc_lookup(struct dmarc *d, const char *domain, struct dmarc_policy *out)
     out->cached = 1;
     for (i = 0; i < n; i++) {
         if ((e = cache_get(d, names[i], now)) != NULL) {
-            ans[i] = e->ans;
-            why[i] = e->why;
+            ans[i] = e->ans; /* copied: cache_put() below may free e */
+            memcpy(why[i], e->why, sizeof(why[i]));
             if (i == 0 && ans[0].kind == DMARC_ANS_RECORD)
                 n = 1; /* the org domain's record is not needed */
             continue;
         }
         q[nask].name = names[i];
-        ask_q[i] = &q[nask++];
-        ans[i].kind = (enum dmarc_answer_kind) - 1; /* asked below */
+        asked[i] = &q[nask++];
     }
     if (nask > 0) {
         out->cached = 0;
         ask(d, q, nask);
         now = now_ms() / 1000;
         for (i = 0; i < n; i++) {
-            if ((int)ans[i].kind != -1)
+            if (!asked[i])
                 continue;
-            cache_put(d, ask_q[i], now);
-            ans[i] = ask_q[i]->ans;
-            why[i] = ask_q[i]->why;
+            cache_put(d, asked[i], now);
+            ans[i] = asked[i]->ans;
+            memcpy(why[i], asked[i]->why, sizeof(why[i]));
         }
     }
     /* RFC 7489 6.6.3: the domain's own record; else the org domain's */
