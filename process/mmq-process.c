@@ -324,6 +324,12 @@ int main(int argc, char **argv)
     memset(&ctx, 0, sizeof(ctx));
     ctx.sp = &sp;
     ctx.cfg = &cfg;
+    /* DMARC lookups: without a resolver, posts are still distributed,
+     * mitigated as when DNS fails (see post.c) */
+    if (!(ctx.dmarc = dmarc_open(cfg.dmarc_timeout * 1000, err, sizeof(err))))
+        log_error("DMARC policy lookups disabled, every post of a list "
+                  "with dmarc_mitigate_action is mitigated: %s",
+                  err);
     log_info("processing slices %s of %d of in/",
              slices ? slices : cfg.process_slices, cfg.slices);
 
@@ -367,6 +373,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < ctx.ncache; i++)
         members_free(&ctx.cache[i].m);
     free(ctx.cache);
+    dmarc_close(ctx.dmarc);
     if (ifd >= 0)
         close(ifd);
     slice_set_free(&set);

@@ -42,6 +42,7 @@
 #include "envelope.h"
 #include "header.h"
 #include "log.h"
+#include "munge.h"
 #include "process.h"
 
 struct post {
@@ -569,6 +570,96 @@ static void archive(struct post *p, const struct buf *msg)
     buf_free(&rec);
 }
 
+/* -------------------------------------------------------------- DMARC */
+
+/*
+ * What the From: domain's DMARC policy asks of this post: the list's
+ * dmarc_mitigate_action, or DMARC_NO_MITIGATION.  A lookup that fails
+ * (timeout, SERVFAIL) mitigates, as Mailman 3 does, but a rejection or a
+ * discard must rest on a policy actually seen: those lists get
+ * munge_from for it.  why says what was found, for the log and notice.
+ */
+static enum list_dmarc_action dmarc_check(struct post *p, struct headers *h,
+                                          char *why, size_t whylen)
+{
+    const struct listdef *ld = &p->ld;
+    enum list_dmarc_action a = ld->dmarc_action;
+    struct dmarc_policy pol;
+    char from[512], *v, *at;
+    long i;
+    int rc = -1;
+
+    if (a == DMARC_NO_MITIGATION)
+        return a;
+    if (ld->dmarc_unconditionally) {
+        snprintf(why, whylen, "dmarc_mitigate_unconditionally is set");
+        return a;
+    }
+    if ((i = headers_find(h, "From", 0)) >= 0 &&
+        (v = headers_value(h, (size_t)i)) != NULL) {
+        rc = header_address(v, from, sizeof(from));
+        free(v);
+    }
+    if (rc != 0 || !(at = strrchr(from, '@')))
+        return DMARC_NO_MITIGATION; /* no From: domain to ask about */
+    if (!p->ctx->dmarc) {
+        pol.status = DMARC_TEMPFAIL;
+        snprintf(pol.source, sizeof(pol.source), "_dmarc.%s", at + 1);
+        snprintf(pol.why, sizeof(pol.why), "no resolver");
+    } else {
+        dmarc_lookup(p->ctx->dmarc, at + 1, &pol);
+    }
+    switch (pol.status) {
+    case DMARC_NO_POLICY:
+        log_debug("%s: DMARC: no policy for %s", p->id, at + 1);
+        return DMARC_NO_MITIGATION;
+    case DMARC_BAD_DOMAIN:
+        log_warn("%s: DMARC: From: domain \"%.200s\" is %s: not mitigated",
+                 p->id, at + 1, pol.why);
+        return DMARC_NO_MITIGATION;
+    case DMARC_TEMPFAIL:
+        snprintf(why, whylen,
+                 "the DMARC policy lookup of %s failed (%s%s): mitigated as "
+                 "if it were p=reject",
+                 pol.source, pol.why, pol.cached ? ", remembered" : "");
+        return a == DMARC_REJECT || a == DMARC_DISCARD ? DMARC_MUNGE_FROM : a;
+    case DMARC_POLICY:
+        break;
+    }
+    if (pol.policy == DMARC_P_REJECT ||
+        (pol.policy == DMARC_P_QUARANTINE && ld->dmarc_quarantine) ||
+        (pol.policy == DMARC_P_NONE && ld->dmarc_none)) {
+        snprintf(why, whylen, "%s publishes the DMARC policy %s=%s (%s)",
+                 at + 1, pol.subdomain ? "sp" : "p", dmarc_p_name(pol.policy),
+                 pol.source);
+        return a;
+    }
+    log_debug("%s: DMARC: %s has p=%s: not mitigated", p->id, at + 1,
+              dmarc_p_name(pol.policy));
+    return DMARC_NO_MITIGATION;
+}
+
+/* Reject or discard a post for DMARC; 1 if it was, 0 to go on. */
+static int dmarc_refuse(struct post *p, struct headers *h,
+                        enum list_dmarc_action a, const char *why)
+{
+    char reason[700];
+
+    if (a != DMARC_REJECT && a != DMARC_DISCARD)
+        return 0;
+    if (a == DMARC_REJECT && p->ld.dmarc_notice)
+        snprintf(reason, sizeof(reason), "%s", p->ld.dmarc_notice);
+    else
+        snprintf(reason, sizeof(reason),
+                 "%s, so the list cannot redistribute your message under "
+                 "your address: receivers would refuse it",
+                 why);
+    if (a == DMARC_DISCARD || p->ld.dmarc_notice)
+        log_info("%s: DMARC: %s", p->id, why);
+    act(p, h, a == DMARC_REJECT ? ACT_REJECT : ACT_DISCARD, reason);
+    return 1;
+}
+
 /* ---------------------------------------------------------- the story */
 
 static struct members *members_of(struct stage_ctx *ctx,
@@ -601,13 +692,15 @@ static struct members *members_of(struct stage_ctx *ctx,
 static void do_post(struct post *p)
 {
     struct headers h;
-    struct buf out;
+    struct buf out, wrapped;
     struct members *m;
-    char sender[LIST_NAME_MAX + 300], why[256];
+    char sender[LIST_NAME_MAX + 300], why[256], dwhy[600];
+    enum list_dmarc_action mit;
     int64_t max = p->ld.max_message_size ? p->ld.max_message_size
                                          : p->ctx->cfg->max_message_size;
 
     buf_init(&out);
+    buf_init(&wrapped);
     if (headers_parse(p->msg.data, p->msg.len, &h) != 0) {
         snprintf(why, sizeof(why), "out of memory parsing headers");
         goto keep;
@@ -635,10 +728,27 @@ static void do_post(struct post *p)
         act(p, &h, p->ld.others, why);
         goto out;
     }
-    if (list_headers(p, &h) != 0 || headers_write(&h, &out) != 0) {
+    mit = dmarc_check(p, &h, dwhy, sizeof(dwhy));
+    if (dmarc_refuse(p, &h, mit, dwhy))
+        goto out;
+    if (list_headers(p, &h) != 0 ||
+        (mit != DMARC_NO_MITIGATION && munge_from(&h, &p->ld) != 0) ||
+        headers_write(&h, &out) != 0) {
         snprintf(why, sizeof(why), "out of memory editing headers");
         goto keep;
     }
+    if (mit == DMARC_WRAP_MESSAGE) {
+        if (munge_wrap(&out, p->msg.data, p->msg.len, &p->ld, p->c.qn.hash,
+                       &wrapped) != 0) {
+            snprintf(why, sizeof(why), "out of memory wrapping the post");
+            goto keep;
+        }
+        buf_free(&out);
+        out = wrapped;
+        buf_init(&wrapped);
+    }
+    if (mit != DMARC_NO_MITIGATION)
+        log_info("%s: DMARC: %s: %s", p->id, list_dmarc_action_name(mit), dwhy);
     if (m->n == 0)
         archive(p, &out); /* expand() archives once the post is marked */
     snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld.name, p->ld.domain);
@@ -649,6 +759,7 @@ keep:
 out:
     headers_free(&h);
     buf_free(&out);
+    buf_free(&wrapped);
 }
 
 int post_process(struct stage_ctx *ctx, const char *fname)

@@ -7,6 +7,7 @@
 #define MMQ_PROCESS_H
 
 #include "config.h"
+#include "dmarc.h"
 #include "listdef.h"
 #include "queue.h"
 
@@ -21,6 +22,7 @@ struct stage_ctx {
     const struct mmq_config *cfg;
     struct member_cache *cache;
     size_t ncache;
+    struct dmarc *dmarc; /* NULL: no resolver (every lookup fails) */
 };
 
 /*

@@ -35,6 +35,12 @@
 #   python3-dkim dnsmasq-base     dkimverify, the receiving side's DKIM verifier, and
 #                                 the test's DNS server serving the public key
 #                                 (t/mta-postfix.sh, t/mta-exim.sh)
+#   libc-ares-dev libpsl-dev publicsuffix  mmq-process's DMARC lookups: the
+#                                 resolver (c-ares), organisational domains
+#                                 (libpsl) and the system's Public Suffix List
+#   (dnsmasq-base, above)         also the DNS server serving _dmarc
+#                                 records for t/process-dmarc.sh (started by
+#                                 the test in its own mount namespace)
 #
 # Exim, for t/mta-exim.sh: Debian's exim4 and postfix packages conflict, so
 # exim4-daemon-light (4.96 on Debian 12) is not installed but fetched with
@@ -57,6 +63,7 @@ PKGS=(
     libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
     python3-prometheus-client
     opendkim opendkim-tools python3-dkim dnsmasq-base
+    libc-ares-dev libpsl-dev publicsuffix
 )
 EXIM_DIR=${MMQ_EXIM_DIR:-/var/cache/mmq-test/exim}
 # More packages for a one-off need, e.g. MMQ_DEPS_EXTRA="strace ltrace".

@@ -65,6 +65,7 @@ static const struct setting settings[] = {
     {"postmaster", C_STR, OFF(postmaster), 0, 0},
     {"process_slices", C_STR, OFF(process_slices), 0, 0},
     {"archive_dir", C_STR, OFF(archive_dir), 0, 0},
+    {"dmarc_timeout", C_INT, OFF(dmarc_timeout), 1, 60},
     {"lease_time", C_INT, OFF(lease_time), 2, 3600},
     {"lease_margin", C_INT, OFF(lease_margin), 1, 3600},
     {"log_file", C_STR, OFF(log_file), 0, 0},
@@ -160,6 +161,7 @@ int config_defaults(struct mmq_config *cfg)
     cfg->scan_interval = 10;
     cfg->tls = strdup("off");
     cfg->process_slices = strdup("all");
+    cfg->dmarc_timeout = 3;
     cfg->lease_time = 30;
     cfg->lease_margin = 10;
     if (!cfg->spool || !cfg->node || !cfg->lists_dir || !cfg->relay_host ||

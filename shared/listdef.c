@@ -19,10 +19,17 @@
 #include "log.h"
 
 static const char *const actions[] = {"hold", "reject", "discard"};
+static const char *const dmarc_actions[] = {"munge_from", "wrap_message",
+                                            "reject", "discard", "none"};
 
 const char *list_action_name(enum list_action a)
 {
     return (unsigned)a < 3 ? actions[a] : "?";
+}
+
+const char *list_dmarc_action_name(enum list_dmarc_action a)
+{
+    return (unsigned)a < 5 ? dmarc_actions[a] : "?";
 }
 
 void listdef_free(struct listdef *ld)
@@ -40,6 +47,8 @@ void listdef_free(struct listdef *ld)
     for (i = 0; i < ld->nallowed; i++)
         free(ld->allowed[i]);
     free(ld->allowed);
+    free(ld->dmarc_notice);
+    free(ld->dmarc_wrapped_text);
     memset(ld, 0, sizeof(*ld));
 }
 
@@ -57,20 +66,28 @@ static int bad(const struct ctx *c, config_setting_t *s, const char *why)
     return -1;
 }
 
-static int get_str(const struct ctx *c, config_setting_t *s, char **out)
+/* A string; lines > 0 allows line breaks and tabs (body text). */
+static int get_text(const struct ctx *c, config_setting_t *s, char **out,
+                    int lines)
 {
     const unsigned char *p;
 
     if (config_setting_type(s) != CONFIG_TYPE_STRING)
         return bad(c, s, "expected a string in double quotes");
-    /* These strings go into headers: no line breaks or controls. */
+    /* Strings for headers: no line breaks or controls; body text may
+     * have line breaks and tabs. */
     for (p = (const unsigned char *)config_setting_get_string(s); *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
+        if ((*p < 0x20 || *p == 0x7f) && !(lines && (*p == '\n' || *p == '\t')))
             return bad(c, s, "control characters are not allowed");
     free(*out);
     if (!(*out = strdup(config_setting_get_string(s))))
         return bad(c, s, "out of memory");
     return 0;
+}
+
+static int get_str(const struct ctx *c, config_setting_t *s, char **out)
+{
+    return get_text(c, s, out, 0);
 }
 
 static int get_addrs(const struct ctx *c, config_setting_t *s, char ***out,
@@ -188,6 +205,22 @@ static int apply(const struct ctx *c, config_setting_t *s, struct listdef *ld)
         ld->per_entry = (int)v;
         return 0;
     }
+    if (!strcmp(n, "dmarc_mitigate_action")) {
+        if (get_enum(c, s, dmarc_actions, 5, &e))
+            return -1;
+        ld->dmarc_action = (enum list_dmarc_action)e;
+        return 0;
+    }
+    if (!strcmp(n, "dmarc_mitigate_unconditionally"))
+        return get_bool(c, s, &ld->dmarc_unconditionally);
+    if (!strcmp(n, "dmarc_quarantine_moderation_action"))
+        return get_bool(c, s, &ld->dmarc_quarantine);
+    if (!strcmp(n, "dmarc_none_moderation_action"))
+        return get_bool(c, s, &ld->dmarc_none);
+    if (!strcmp(n, "dmarc_moderation_notice"))
+        return get_str(c, s, &ld->dmarc_notice);
+    if (!strcmp(n, "dmarc_wrapped_message_text"))
+        return get_text(c, s, &ld->dmarc_wrapped_text, 1);
     if (!strcmp(n, "archive"))
         return get_bool(c, s, &ld->archive);
     if (!strcmp(n, "verp"))
@@ -206,6 +239,7 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
 
     memset(ld, 0, sizeof(*ld));
     ld->per_entry = 500;
+    ld->dmarc_quarantine = 1; /* as Mailman: quarantine is mitigated too */
     if (list_name_normalise(name, ld->name) != 0) {
         snprintf(err, errlen, "invalid list name \"%s\"", name);
         return -1;

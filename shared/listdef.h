@@ -26,6 +26,14 @@
 enum list_action { ACT_HOLD, ACT_REJECT, ACT_DISCARD };
 enum list_posters { POSTERS_MEMBERS, POSTERS_ANYONE, POSTERS_LIST };
 enum list_reply_to { REPLYTO_NONE, REPLYTO_LIST, REPLYTO_ADDRESS };
+/* dmarc_mitigate_action (Mailman 3's names; see mmq-process(8), DMARC) */
+enum list_dmarc_action {
+    DMARC_MUNGE_FROM,
+    DMARC_WRAP_MESSAGE,
+    DMARC_REJECT,
+    DMARC_DISCARD,
+    DMARC_NO_MITIGATION
+};
 
 struct listdef {
     char name[LIST_NAME_MAX + 1];
@@ -46,12 +54,21 @@ struct listdef {
     int archive;
     int verp;
     int per_entry; /* recipients per out/ entry */
+
+    /* DMARC mitigation (Mailman's settings, see mmq-process(8)) */
+    enum list_dmarc_action dmarc_action; /* default munge_from */
+    int dmarc_unconditionally;           /* every post, no lookup */
+    int dmarc_quarantine;     /* p=quarantine triggers too (default yes) */
+    int dmarc_none;           /* p=none triggers too (default no) */
+    char *dmarc_notice;       /* reason in the rejection notice, or NULL */
+    char *dmarc_wrapped_text; /* text/plain part of wrap_message, or NULL */
 };
 
 int listdef_load(const struct mmq_config *cfg, const char *name,
                  struct listdef *ld, char *err, size_t errlen);
 void listdef_free(struct listdef *ld);
 const char *list_action_name(enum list_action a);
+const char *list_dmarc_action_name(enum list_dmarc_action a);
 
 struct members {
     char *path;

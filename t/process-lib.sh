@@ -9,7 +9,12 @@
 #                               is missing
 #   pl_list NAME [LINE...]      write $LISTS/NAME.conf: 'domain =
 #                               "lists.example.org";' (unless a LINE sets
-#                               domain) and the LINEs (libconfig syntax)
+#                               domain) and the LINEs (libconfig syntax),
+#                               then 'dmarc_mitigate_action = "none";'
+#                               unless a LINE sets a dmarc_ setting: tests
+#                               that are not about DMARC must not depend on
+#                               the machine's DNS (t/process-dmarc.sh runs
+#                               its own)
 #   pl_members NAME ADDR...     write $LISTS/NAME.members, one ADDR a line
 #   pl_gen_members N FILE       FILE: N addresses m000001@example.org ...
 #   pl_post INPUT ARG...        mmq-filter -c $CONF ARG... <INPUT; fails
@@ -62,16 +67,17 @@ pl_init() {
 }
 
 pl_list() {
-    local name=$1 l have=0
+    local name=$1 l have=0 dmarc=0
     shift
     for l in "$@"; do
-        case $l in domain*) have=1 ;; esac
+        case $l in domain*) have=1 ;; dmarc_*) dmarc=1 ;; esac
     done
     {
         [ "$have" -eq 1 ] || printf 'domain = "%s";\n' "$PL_DOMAIN"
         for l in "$@"; do
             printf '%s\n' "$l"
         done
+        [ "$dmarc" -eq 1 ] || printf 'dmarc_mitigate_action = "none";\n'
     } >"$LISTS/$name.conf"
 }
 
