@@ -76,7 +76,7 @@ if [ -n "$f" ]; then
 else
     fail "its last-error gives the reason"
 fi
-grep -q "$id8: to=<e1@example.org> +1, .*dsn=4.6.3, status=deferred .*does not offer 8BITMIME" "$LOG"
+grep -q "$id8: to=<e1@example.org>,.*dsn=4.6.3, status=deferred .*does not offer 8BITMIME" "$LOG"
 ok $? "the log line: dsn=4.6.3, status=deferred, the reason"
 grep -q "$id8: deferred 2 recipients, attempt 1" "$LOG"
 ok $? "the log line: deferred 2 recipients, attempt 1"
