@@ -1,6 +1,6 @@
 /*
  * slices - `mmqctl slices`: the slice map of a cluster.  For each stage
- * (list stage, delivery) and slice: the node the configuration makes its
+ * (list stage, delivery, bounce processing) and slice: the node the configuration makes its
  * owner, the agent holding its lease now, the lease generation and state,
  * how long ago the holder last renewed (by the holder's clock: the only
  * figure here that a clock offset between nodes can distort), and the
@@ -113,7 +113,7 @@ static void show_slice(const char *stage, unsigned i,
 
 int ctl_slices(struct spool *sp, int json)
 {
-    static const char *const stages[] = {"process", "deliver"};
+    static const char *const stages[] = {"process", "deliver", "bounce"};
     const struct mmq_config *cfg = sp->cfg;
     unsigned n = (unsigned)cfg->slices, i, s;
     struct lease_info *li = calloc(n, sizeof(*li));
@@ -131,11 +131,12 @@ int ctl_slices(struct spool *sp, int json)
     if (!json)
         printf("%-8s %5s  %-16s %-16s %6s  %-5s %9s %8s\n", "stage", "slice",
                "owner", "holder", "gen", "state", "renewed", "depth");
-    for (s = 0; s < 2; s++) {
+    for (s = 0; s < 3; s++) {
         memset(depth, 0, n * sizeof(*depth));
         if ((s == 0 && count_depth(sp, "in", n, depth) != 0) ||
             (s == 1 && (count_depth(sp, "out", n, depth) != 0 ||
-                        count_depth(sp, "deferred", n, depth) != 0)))
+                        count_depth(sp, "deferred", n, depth) != 0)) ||
+            (s == 2 && count_depth(sp, "bounces", n, depth) != 0))
             rc = EX_TEMPFAIL;
         if (lease_info(sp, stages[s], li, err, sizeof(err)) != 0) {
             log_error("%s", err);

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "member.h"
 
 enum list_action { ACT_HOLD, ACT_REJECT, ACT_DISCARD };
 enum list_posters { POSTERS_MEMBERS, POSTERS_ANYONE, POSTERS_LIST };
@@ -46,6 +47,7 @@ struct listdef {
     int archive;
     int verp;
     int per_entry; /* recipients per out/ entry */
+    struct member_policy bounce; /* the bounce_* settings */
 };
 
 int listdef_load(const struct mmq_config *cfg, const char *name,
