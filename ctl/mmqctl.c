@@ -13,6 +13,9 @@
  *     mmqctl [-c FILE] check [--no-agents]
  *     mmqctl [-c FILE] recover
  *     mmqctl [-c FILE] slices [--json]
+ *     mmqctl [-c FILE] members LIST [--json]
+ *     mmqctl [-c FILE] members LIST enable|disable|remove ADDRESS...
+ *     mmqctl [-c FILE] bounces [LIST] [--json]
  *
  * The verbs only read the spool (queue, show, stats, check) or act on
  * entries through shared/qinfo.c, which claims every entry exactly as a
@@ -40,6 +43,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "log.h"
+#include "members.h"
 #include "qcheck.h"
 #include "qinfo.h"
 #include "queue.h"
@@ -71,7 +75,11 @@ static void usage(void)
             "       mmqctl [-c FILE] stats [QUEUE...] [--json]\n"
             "       mmqctl [-c FILE] check [--no-agents]\n"
             "       mmqctl [-c FILE] recover\n"
-            "       mmqctl [-c FILE] slices [--json]\n");
+            "       mmqctl [-c FILE] slices [--json]\n"
+            "       mmqctl [-c FILE] members LIST [--json]\n"
+            "       mmqctl [-c FILE] members LIST enable|disable|remove "
+            "ADDRESS...\n"
+            "       mmqctl [-c FILE] bounces [LIST] [--json]\n");
     exit(EX_USAGE);
 }
 
@@ -896,6 +904,7 @@ static void stats_text(const struct ctl *x, const struct stats *s)
             printf(" %6zu", s->shape[i].b[b]);
         putchar('\n');
     }
+    ctl_bounce_stats(&x->cfg, 0);
 }
 
 static void stats_json(const struct ctl *x, const struct stats *s)
@@ -926,7 +935,9 @@ static void stats_json(const struct ctl *x, const struct stats *s)
             printf("%s%zu", b ? "," : "", s->shape[i].b[b]);
         printf("]}");
     }
-    printf("]}\n");
+    printf("]");
+    ctl_bounce_stats(&x->cfg, 1);
+    printf("}\n");
 }
 
 static int cmd_stats(struct ctl *x, int argc, char **argv)
@@ -992,6 +1003,7 @@ static int cmd_check(struct ctl *x, int argc, char **argv)
     if (qcheck_spool(&x->sp, o.no_agents ? 0 : QC_SLICES, report_finding, &f,
                      err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "check: %s", err);
+    ctl_bounce_check(&x->sp, report_finding, &f);
     if (f.problems == 0) {
         printf("spool OK\n");
         return EX_OK;
@@ -1011,6 +1023,32 @@ static int cmd_slices(struct ctl *x, int argc, char **argv)
     if (o.nargs)
         usage();
     return ctl_slices(&x->sp, o.json);
+}
+
+/* ------------------------------------------------- members, bounces */
+
+static int cmd_members(struct ctl *x, int argc, char **argv)
+{
+    static const int allowed[] = {OPT_JSON, 0};
+    struct opts o;
+
+    parse_opts(argc, argv, allowed, &o);
+    if (o.nargs < 1)
+        usage();
+    return ctl_members(&x->cfg, o.args[0], o.json,
+                       o.nargs > 1 ? o.args[1] : NULL, o.args + 2,
+                       o.nargs > 2 ? o.nargs - 2 : 0);
+}
+
+static int cmd_bounces(struct ctl *x, int argc, char **argv)
+{
+    static const int allowed[] = {OPT_JSON, 0};
+    struct opts o;
+
+    parse_opts(argc, argv, allowed, &o);
+    if (o.nargs > 1)
+        usage();
+    return ctl_bounces(&x->cfg, o.nargs ? o.args[0] : NULL, o.json);
 }
 
 /* -------------------------------------------------------- init, recover */
@@ -1083,6 +1121,8 @@ static const struct verb {
              {"check", cmd_check, 1},
              {"recover", cmd_recover, 1},
              {"slices", cmd_slices, 1},
+             {"members", cmd_members, 1},
+             {"bounces", cmd_bounces, 1},
              {NULL, NULL, 0}};
 
 static const struct verb *find_verb(const char *name)

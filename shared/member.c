@@ -88,12 +88,21 @@ static int parse_name(const char *name, struct ev *e)
     return 0;
 }
 
+/* Bounces before the actions of the same second: an action's time is
+ * that of the bounce that caused it. */
+static int rank(char kind)
+{
+    return strchr("FTPB", kind) ? 0 : 1;
+}
+
 static int cmp_ev(const void *a, const void *b)
 {
     const struct ev *x = a, *y = b;
 
     if (x->t != y->t)
         return x->t < y->t ? -1 : 1;
+    if (rank(x->kind) != rank(y->kind))
+        return rank(x->kind) - rank(y->kind);
     return strcmp(x->name, y->name);
 }
 
@@ -258,8 +267,11 @@ void member_fold_names(const char *key, char **names, size_t n,
             m++;
     if (m)
         qsort(evs, m, sizeof(*evs), cmp_ev);
-    for (i = 0; i < m; i++)
+    for (i = 0; i < m; i++) {
         fold_one(mi, &evs[i], pol);
+        if (evs[i].t > mi->newest)
+            mi->newest = evs[i].t;
+    }
     find_pending(mi, evs, m);
     if (mi->state == MEMBER_ENABLED && mi->last_bounce &&
         now - mi->last_bounce > pol->stale_after)

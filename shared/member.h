@@ -37,7 +37,7 @@
  * and of two writers of the same name exactly one succeeds (EEXIST for the
  * other) on a local file system as on GlusterFS and NFS, without a lock
  * between nodes.  A member's state is the fold of its event names (sorted
- * by time, then name) - no file needs to be opened for it, except the
+ * by time, bounces before other events of the same second, then name) - no file needs to be opened for it, except the
  * newest ones for the address and the last status.  Kinds:
  *   F  a failed (permanent) bounce      ID = QUEUEHASH-N: the bounces/
  *   T  a delayed (temporary) bounce        entry's digest and the index of
@@ -139,6 +139,7 @@ struct member_info {
     int probes;             /* probes sent in this epoch */
     int64_t last_probe;
     int probe_bounced;      /* a probe of this epoch bounced */
+    int64_t newest;         /* time of the newest event of any kind */
     struct member_pending pending[8]; /* actions without a q marker */
     size_t npending;
 };
