@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -321,8 +322,23 @@ static int fsync_dirat(int fd, const char *rel)
     return rc == 0 || errno == EINVAL ? 0 : -1;
 }
 
-/* Orphaned temporary files (a crash between write and link). */
-static void clean_tmp(int fd)
+/* A temporary file "NODE.PID.N" of this node whose process is gone. */
+static int dead_writer(const char *name, const char *node)
+{
+    size_t nl = strlen(node);
+    long pid;
+    char *end;
+
+    if (strncmp(name, node, nl) != 0 || name[nl] != '.')
+        return 0;
+    pid = strtol(name + nl + 1, &end, 10);
+    return *end == '.' && pid > 0 && pid != (long)getpid() &&
+           kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Orphaned temporary files (a crash between write and link): of a dead
+ * process of this node, or older than TMP_MAX_AGE (any node). */
+static void clean_tmp(int fd, const char *node)
 {
     int d = openat(fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *dir = d >= 0 ? fdopendir(d) : NULL;
@@ -338,7 +354,8 @@ static void clean_tmp(int fd)
     while ((de = readdir(dir)) != NULL)
         if (de->d_name[0] != '.' &&
             fstatat(d, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            now - st.st_mtime > TMP_MAX_AGE)
+            (now - st.st_mtime > TMP_MAX_AGE ||
+             dead_writer(de->d_name, node)))
             unlinkat(d, de->d_name, 0);
     closedir(dir);
 }
@@ -381,7 +398,7 @@ int member_store_open(struct member_store *ms, const char *spool_path,
             member_store_close(ms);
             return -1;
         }
-        clean_tmp(ms->fd);
+        clean_tmp(ms->fd, node && node[0] ? node : "node");
     }
     return 0;
 }

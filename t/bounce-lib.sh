@@ -13,6 +13,7 @@
 #                               BRC exit status, log appended to $BLOG
 #   bl_state LIST ADDR [WHEN]   "STATE SCORE" from mmqctl members --json
 #   bl_out_to ADDR              number of out/ entries with recipient ADDR
+#   kill_pid_b PID              SIGKILL PID if it is still an mmq-bounce
 MMQ_BOUNCE=${MMQ_BOUNCE:-$top_builddir/bounce/mmq-bounce}
 BRC=
 BLOG=
@@ -86,4 +87,11 @@ bl_out_to() {
         pl_rcpts "$f" | grep -qxF "$1" && n=$((n + 1))
     done
     echo "$n"
+}
+
+kill_pid_b() { # SIGKILL PID if it still is an mmq-bounce (for at_exit)
+    local exe
+    exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 0
+    case $exe in */mmq-bounce) kill -KILL "$1" 2>/dev/null ;; esac
+    return 0
 }
