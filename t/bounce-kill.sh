@@ -4,7 +4,7 @@
 # counted exactly once (one event file each, 3 per member), every member
 # is disabled once (bounce_score_threshold = 1), and each gets exactly one
 # warning and the owners one notice per member: nothing lost, nothing
-# applied twice.
+# applied twice.  Then SIGHUP (re-read) and SIGTERM (clean exit).
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/process-lib.sh"
@@ -53,4 +53,18 @@ for f in $(find "$SPOOL/out" -type f); do pl_rcpts "$f"; done | sort | uniq -c |
     awk -v n=$N '$2 == "owner@example.org" { if ($1 != n) print "owner", $1 } $2 != "owner@example.org" && $1 != 1 { print }' >"$T/dups"
 is "$(cat "$T/dups")" "" "one warning per member and one owner notice per member in out/"
 is "$(ls -A "$SPOOL/members/dev/tmp" | wc -l)" 0 "no temporary files left after the clean run"
+
+# SIGHUP re-reads the configuration, SIGTERM stops cleanly
+: >"$T/sig.log"
+"$MMQ_BOUNCE" -c "$CONF" -e 2>"$T/sig.log" &
+pid=$!
+at_exit kill_pid_b "$pid"
+for _ in $(seq 1 50); do grep -q "processing slices" "$T/sig.log" && break; sleep 0.1; done
+kill -HUP "$pid"
+for _ in $(seq 1 50); do grep -q "SIGHUP" "$T/sig.log" && break; sleep 0.1; done
+check "SIGHUP: configuration re-read" grep -q "SIGHUP: configuration re-read" "$T/sig.log"
+kill -TERM "$pid"
+wait "$pid"
+is "$?" 0 "SIGTERM: exit 0"
+check "SIGTERM: stopped logged" grep -q "stopped" "$T/sig.log"
 done_testing
