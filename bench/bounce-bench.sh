@@ -12,6 +12,9 @@
 #              what the disk alone costs for one durable file per bounce
 #   ratio      storm / floor
 #   members    whether the members file was rewritten (it must not be)
+#   expand     mmq-process -1 expanding one post to every member, with no
+#              member disabled and with DISABLE (1,000) disabled: what
+#              skipping disabled members costs
 #   parse      `mmq-bounce -p` over PARSE copies of each sample in
 #              t/bounce-samples (when present): messages parsed per second
 #              on one core (goal >= 5,000/s)
@@ -87,6 +90,32 @@ printf '%-34s %s\n' "left in bounces/" "$left"
 printf '%-34s %s (expected %s)\n' "failed events recorded" "$events" "$BOUNCES"
 printf '%-34s %s\n' "members file rewritten" "$([ "$before" = "$after" ] && echo no || echo YES)"
 printf '%-34s %s s\n' "mmqctl members big --json" "$(echo "$t3 - $t2" | bc)"
+# mmq-process skipping disabled members: one post expanded to the whole
+# list with no member disabled, then with DISABLE members disabled
+DISABLE=${DISABLE:-1000}
+PROCESS=$B/process/mmq-process
+post() {
+    printf 'From: a@example.org\nTo: big@lists.example.org\nSubject: x\n\nhi\n' |
+        "$B/filter/mmq-filter" -c "$W/mmq.conf" -f a@example.org big
+}
+expand_time() {
+    find "$W/spool/out" -type f -delete
+    post
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$PROCESS" -c "$W/mmq.conf" -1 2>/dev/null
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc
+}
+printf 'posters = "anyone";\n' >>"$W/lists/big.conf"
+rm -rf "$W/spool/members/big/disabled"/* 2>/dev/null
+e0=$(expand_time)
+seq -f 'm%07g@example.org' 1 $((MEMBERS / DISABLE)) "$MEMBERS" | head -n "$DISABLE" |
+    xargs "$MMQCTL" -c "$W/mmq.conf" members big disable >/dev/null
+e1=$(expand_time)
+got=$(find "$W/spool/out" -type f -exec grep -c '^rcpt ' {} + | awk -F: '{ s += $NF } END { print s }')
+printf '%-34s %s s\n' "mmq-process: expand, none disabled" "$e0"
+printf '%-34s %s s (%s recipients, expected %s)\n' "... with $DISABLE disabled" "$e1" "$got" "$((MEMBERS - DISABLE))"
 samples=$srcdir/t/bounce-samples
 if [ -d "$samples" ] && ls "$samples"/*.eml >/dev/null 2>&1; then
     mkdir "$W/p"

@@ -10,9 +10,9 @@
  * list (a full sweep: the disabled index, state of addresses no longer in
  * the members files), then take the entries of our slices oldest first and
  * hand each to bounce_entry() (apply.c: parse, record, disable, warn,
- * probe, remove).  Between scans a sweep of the disabled members sends the
- * warnings and removals that come due with time; a full sweep runs every
- * hour.  New entries are noticed through inotify and by a scan every
+ * probe, remove).  Between scans, at most once a minute, a sweep of the
+ * disabled members sends the warnings and removals that come due with
+ * time; a full sweep runs every hour.  New entries are noticed through inotify and by a scan every
  * scan_interval seconds.  SIGTERM stops after the entry in hand; SIGHUP
  * re-reads the configuration and reopens the log.  With -1 it exits once
  * its slices of bounces/ are empty, after one sweep.
@@ -41,6 +41,7 @@
 #include "slice.h"
 
 #define FULL_SWEEP_EVERY 3600 /* seconds between full member sweeps */
+#define SWEEP_EVERY 60        /* ... and sweeps of the disabled members */
 
 static volatile sig_atomic_t got_term, got_hup;
 
@@ -234,7 +235,7 @@ int main(int argc, char **argv)
     struct sigaction sa;
     char err[QUEUE_ERR_MAX];
     int c, once = 0, ifd, to_stderr = 0;
-    time_t next_full;
+    time_t next_full, next_sweep = 0;
 
     if (argc >= 2 && strcmp(argv[1], "-p") == 0) {
         if (argc < 3)
@@ -305,10 +306,15 @@ int main(int argc, char **argv)
         }
         if (seen > 0)
             continue; /* there may be more */
-        /* the sweep: warnings and removals come due with time */
-        bounce_sweep(&bc, time(NULL) >= next_full);
-        if (time(NULL) >= next_full)
-            next_full = time(NULL) + FULL_SWEEP_EVERY;
+        /* the sweep: warnings and removals come due with time (a day's
+         * resolution is all they need; once a minute is plenty) */
+        if (once || time(NULL) >= next_sweep) {
+            int full = time(NULL) >= next_full;
+            bounce_sweep(&bc, full);
+            next_sweep = time(NULL) + SWEEP_EVERY;
+            if (full)
+                next_full = time(NULL) + FULL_SWEEP_EVERY;
+        }
         bounce_counts_save(&bc);
         if (once && !cluster)
             break;
