@@ -15,6 +15,8 @@
  *     mmqctl [-c FILE] slices [--json]
  *     mmqctl [-c FILE] members LIST [--json]
  *     mmqctl [-c FILE] members LIST enable|disable|remove ADDRESS...
+ *     mmqctl [-c FILE] members LIST add|approve|reject ADDRESS...
+ *     mmqctl [-c FILE] members LIST --pending [--json]
  *     mmqctl [-c FILE] bounces [LIST] [--json]
  *
  * The verbs only read the spool (queue, show, stats, check) or act on
@@ -44,6 +46,8 @@
 #include "envelope.h"
 #include "log.h"
 #include "members.h"
+#include "subs.h"
+#include "token.h"
 #include "qcheck.h"
 #include "qinfo.h"
 #include "queue.h"
@@ -79,6 +83,9 @@ static void usage(void)
             "       mmqctl [-c FILE] members LIST [--json]\n"
             "       mmqctl [-c FILE] members LIST enable|disable|remove "
             "ADDRESS...\n"
+            "       mmqctl [-c FILE] members LIST add|approve|reject "
+            "ADDRESS...\n"
+            "       mmqctl [-c FILE] members LIST --pending [--json]\n"
             "       mmqctl [-c FILE] bounces [LIST] [--json]\n");
     exit(EX_USAGE);
 }
@@ -199,7 +206,8 @@ enum {
     OPT_ENVELOPE,
     OPT_HEADERS,
     OPT_BODY,
-    OPT_NO_AGENTS
+    OPT_NO_AGENTS,
+    OPT_PENDING
 };
 
 static const struct option long_opts[] = {
@@ -212,11 +220,12 @@ static const struct option long_opts[] = {
     {"headers", no_argument, NULL, OPT_HEADERS},
     {"body", no_argument, NULL, OPT_BODY},
     {"no-agents", no_argument, NULL, OPT_NO_AGENTS},
+    {"pending", no_argument, NULL, OPT_PENDING},
     {"yes", no_argument, NULL, 'y'},
     {NULL, 0, NULL, 0}};
 
 struct opts {
-    int json, all, yes, no_agents;
+    int json, all, yes, no_agents, pending;
     int parts; /* show: 1 envelope, 2 headers, 4 body */
     const char *list, *slice, *queue;
     char **args; /* the operands */
@@ -264,6 +273,9 @@ static void parse_opts(int argc, char **argv, const int *allowed,
             break;
         case OPT_NO_AGENTS:
             o->no_agents = 1;
+            break;
+        case OPT_PENDING:
+            o->pending = 1;
             break;
         case 'y':
             o->yes = 1;
@@ -1029,12 +1041,22 @@ static int cmd_slices(struct ctl *x, int argc, char **argv)
 
 static int cmd_members(struct ctl *x, int argc, char **argv)
 {
-    static const int allowed[] = {OPT_JSON, 0};
+    static const int allowed[] = {OPT_JSON, OPT_PENDING, 0};
     struct opts o;
+    const char *action;
 
     parse_opts(argc, argv, allowed, &o);
     if (o.nargs < 1)
         usage();
+    action = o.nargs > 1 ? o.args[1] : NULL;
+    if (o.pending)
+        return action ? EX_USAGE
+                      : ctl_members_pending(&x->cfg, o.args[0], o.json);
+    if (action && strcmp(action, "add") == 0)
+        return ctl_members_add(&x->cfg, o.args[0], o.args + 2, o.nargs - 2);
+    if (action && (!strcmp(action, "approve") || !strcmp(action, "reject")))
+        return ctl_members_approve(&x->cfg, o.args[0], action[0] == 'a',
+                                   o.args + 2, o.nargs - 2);
     return ctl_members(&x->cfg, o.args[0], o.json,
                        o.nargs > 1 ? o.args[1] : NULL, o.args + 2,
                        o.nargs > 2 ? o.nargs - 2 : 0);
@@ -1080,6 +1102,13 @@ static int cmd_init(struct ctl *x, int argc, char **argv)
     }
     if (spool_init(x->cfg.spool, uid, gid, err, sizeof(err)) != 0)
         log_fatal(EX_CANTCREAT, "init: %s", err);
+    /* the key of confirmation tokens (token.h), kept once made: a new one
+     * would make every token still out there invalid */
+    if ((c = token_secret_create(x->cfg.spool, uid, gid, err, sizeof(err))) <
+        0)
+        log_fatal(EX_CANTCREAT, "init: %s", err);
+    if (c == 0)
+        printf("token secret %s/secret made\n", x->cfg.spool);
     printf("spool %s ready\n", x->cfg.spool);
     return EX_OK;
 }

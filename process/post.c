@@ -6,7 +6,8 @@
  * list headers (RFC 2369, RFC 2919, Precedence, X-BeenThere, subject
  * prefix, Reply-To, and a Date and Message-ID if missing), archive, and
  * expansion to the members in out/ entries of at most recipients_per_entry
- * recipients.  Owner and request mail is forwarded to the owners as is.
+ * recipients.  Owner mail is forwarded to the owners as is; request,
+ * join, leave and confirm mail goes to the email commands (command.c).
  *
  * Crash rule (two-phase expansion).  The out/ entries of a post have
  * names derived from the in/ entry's name and their index, so that they
@@ -698,9 +699,18 @@ int post_process(struct stage_ctx *ctx, const char *fname)
     case ROLE_POST:
         do_post(&p);
         break;
-    case ROLE_OWNER:
     case ROLE_REQUEST:
-        /* forwarded to the owners unchanged (commands are not processed) */
+    case ROLE_JOIN:
+    case ROLE_LEAVE:
+    case ROLE_CONFIRM:
+        if (command_process(ctx, &p.c, &p.env, &p.msg, &p.ld, err,
+                            sizeof(err)) != 0)
+            give_back(&p, err);
+        else
+            finish(&p, err);
+        break;
+    case ROLE_OWNER:
+        /* forwarded to the owners unchanged */
         snprintf(sender, sizeof(sender), "%s-bounces@%s", p.ld.name,
                  p.ld.domain);
         if (p.ld.nowners == 0) {

@@ -37,6 +37,7 @@ void listdef_free(struct listdef *ld)
     free(ld->members_path);
     free(ld->subject_prefix);
     free(ld->reply_to_address);
+    free(ld->help_file);
     for (i = 0; i < ld->nallowed; i++)
         free(ld->allowed[i]);
     free(ld->allowed);
@@ -206,6 +207,48 @@ static int apply_bounce(const struct ctx *c, config_setting_t *s,
     return bad(c, s, "unknown setting");
 }
 
+/* The settings of email commands (process/command.c). */
+static int apply_commands(const struct ctx *c, config_setting_t *s,
+                          const char *n, struct listdef *ld)
+{
+    static const char *const subs[] = {"confirm", "approve", "open",
+                                       "closed"};
+    static const char *const unsubs[] = {"confirm", "", "open"};
+    long long v;
+    int e;
+
+    if (!strcmp(n, "subscribe_policy")) {
+        if (get_enum(c, s, subs, 4, &e))
+            return -1;
+        ld->subscribe_policy = (enum list_sub_policy)e;
+        return 0;
+    }
+    if (!strcmp(n, "unsubscribe_policy")) {
+        if (get_enum(c, s, unsubs, 3, &e) || e == 1)
+            return e == 1 ? bad(c, s, "expected \"confirm\" or \"open\"")
+                          : -1;
+        ld->unsubscribe_policy = (enum list_sub_policy)e;
+        return 0;
+    }
+    if (!strcmp(n, "pending_request_life")) {
+        if (get_duration(c, s, &ld->pending_request_life))
+            return -1;
+        if (ld->pending_request_life < 60 ||
+            ld->pending_request_life > 365 * 86400)
+            return bad(c, s, "out of range (1 minute to 365 days)");
+        return 0;
+    }
+    if (!strcmp(n, "max_autoresponses_per_day")) {
+        if (get_int(c, s, 0, 1000, &v))
+            return -1;
+        ld->max_autoresponses_per_day = (int)v;
+        return 0;
+    }
+    if (!strcmp(n, "help_file"))
+        return get_str(c, s, &ld->help_file);
+    return bad(c, s, "unknown setting");
+}
+
 static int apply(const struct ctx *c, config_setting_t *s, struct listdef *ld)
 {
     static const char *const posters[] = {"members", "anyone", "list"};
@@ -265,7 +308,7 @@ static int apply(const struct ctx *c, config_setting_t *s, struct listdef *ld)
         return get_bool(c, s, &ld->verp);
     if (!strncmp(n, "bounce_", 7))
         return apply_bounce(c, s, n + 7, &ld->bounce);
-    return bad(c, s, "unknown setting");
+    return apply_commands(c, s, n, ld);
 }
 
 int listdef_load(const struct mmq_config *cfg, const char *name,
@@ -280,6 +323,8 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
     memset(ld, 0, sizeof(*ld));
     ld->per_entry = 500;
     member_policy_default(&ld->bounce);
+    ld->pending_request_life = 3 * 86400;
+    ld->max_autoresponses_per_day = 10;
     if (list_name_normalise(name, ld->name) != 0) {
         snprintf(err, errlen, "invalid list name \"%s\"", name);
         return -1;

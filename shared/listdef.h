@@ -27,6 +27,8 @@
 enum list_action { ACT_HOLD, ACT_REJECT, ACT_DISCARD };
 enum list_posters { POSTERS_MEMBERS, POSTERS_ANYONE, POSTERS_LIST };
 enum list_reply_to { REPLYTO_NONE, REPLYTO_LIST, REPLYTO_ADDRESS };
+/* subscribe_policy, unsubscribe_policy (email commands) */
+enum list_sub_policy { SUB_CONFIRM, SUB_APPROVE, SUB_OPEN, SUB_CLOSED };
 
 struct listdef {
     char name[LIST_NAME_MAX + 1];
@@ -48,6 +50,11 @@ struct listdef {
     int verp;
     int per_entry; /* recipients per out/ entry */
     struct member_policy bounce; /* the bounce_* settings */
+    enum list_sub_policy subscribe_policy;   /* SUB_CONFIRM */
+    enum list_sub_policy unsubscribe_policy; /* SUB_CONFIRM or SUB_OPEN */
+    int64_t pending_request_life;            /* seconds (3 days) */
+    int max_autoresponses_per_day;           /* 10 */
+    char *help_file;                         /* NULL: LISTS_DIR/NAME.help */
 };
 
 int listdef_load(const struct mmq_config *cfg, const char *name,

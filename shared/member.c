@@ -875,19 +875,58 @@ static int same_file(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* Write out to a temporary file beside path and rename it over path if
+ * path is unchanged since st: 0 done, 1 changed meanwhile, -1 error. */
+static int replace_if_unchanged(const char *path, const struct stat *st,
+                                const struct buf *out)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX], *slash;
+    struct stat now;
+    int fd;
+
+    snprintf(tmp, sizeof(tmp), "%s.mmq-tmp.%ld", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+              st->st_mode & 0777);
+    if (fd < 0)
+        return -1;
+    if (fchown(fd, st->st_uid, st->st_gid) != 0) {
+        /* not ours to give away: the file keeps our ownership */
+    }
+    if (write(fd, out->data, out->len) != (ssize_t)out->len || fsync(fd) != 0) {
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    if (stat(path, &now) != 0 || !same_file(&now, st)) {
+        unlink(tmp);
+        return 1;
+    }
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    snprintf(dir, sizeof(dir), "%s", path);
+    if ((slash = strrchr(dir, '/')))
+        *slash = 0;
+    if ((fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >=
+        0) {
+        fsync(fd);
+        close(fd);
+    }
+    return 0;
+}
+
 /* Write kept lines to tmp and rename over path if path is unchanged:
  * 0 done, 1 changed meanwhile, -1 error. */
 static int rewrite_members(const char *path, const struct buf *in,
                            const struct stat *st, char **addrs, size_t n,
                            size_t *removed)
 {
-    char tmp[PATH_MAX], dir[PATH_MAX], *slash;
     const char *p = in->data, *end = in->data + in->len;
-    struct stat now;
     struct buf out;
-    int fd, rc = -1;
+    int rc = -1;
 
-    snprintf(tmp, sizeof(tmp), "%s.mmq-tmp.%ld", path, (long)getpid());
     buf_init(&out);
     *removed = 0;
     while (p < end) {
@@ -899,41 +938,7 @@ static int rewrite_members(const char *path, const struct buf *in,
             goto out;
         p += len;
     }
-    if (*removed == 0) {
-        rc = 0;
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-              st->st_mode & 0777);
-    if (fd < 0)
-        goto out;
-    if (fchown(fd, st->st_uid, st->st_gid) != 0) {
-        /* not ours to give away: the file keeps our ownership */
-    }
-    if (write(fd, out.data, out.len) != (ssize_t)out.len || fsync(fd) != 0) {
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    close(fd);
-    if (stat(path, &now) != 0 || !same_file(&now, st)) {
-        unlink(tmp);
-        rc = 1;
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    snprintf(dir, sizeof(dir), "%s", path);
-    if ((slash = strrchr(dir, '/')))
-        *slash = 0;
-    if ((fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >=
-        0) {
-        fsync(fd);
-        close(fd);
-    }
-    rc = 0;
+    rc = *removed == 0 ? 0 : replace_if_unchanged(path, st, &out);
 out:
     buf_free(&out);
     return rc;
@@ -954,6 +959,75 @@ int members_file_remove(const char *path, char **addrs, size_t n,
             break;
         }
         rc = rewrite_members(path, &in, &st, addrs, n, removed);
+    }
+    buf_free(&in);
+    if (rc == 1)
+        return err_set(err, errlen, EAGAIN,
+                       "%s: changed while being rewritten, 5 times", path);
+    if (rc < 0)
+        return err_set(err, errlen, errno, "%s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* The file with the lines of the addresses not in it yet appended:
+ * 0 done, 1 changed meanwhile, -1 error. */
+static int append_members(const char *path, const struct buf *in,
+                          const struct stat *st, char **addrs, size_t n,
+                          size_t *added)
+{
+    const char *p, *end = in->data + in->len;
+    struct buf out;
+    size_t i, k;
+    int rc = -1;
+
+    buf_init(&out);
+    *added = 0;
+    if (buf_append(&out, in->data, in->len) != 0)
+        goto out;
+    if (out.len && out.data[out.len - 1] != '\n' && buf_puts(&out, "\n"))
+        goto out;
+    for (i = 0; i < n; i++) {
+        int seen = 0;
+        for (p = in->data; p < end && !seen;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            seen = line_matches(p, len, &addrs[i], 1);
+            p += len + 1;
+        }
+        for (k = 0; k < i && !seen; k++) /* twice in addrs */
+            seen = strcasecmp(addrs[k], addrs[i]) == 0;
+        if (seen)
+            continue;
+        if (buf_printf(&out, "%s\n", addrs[i]) != 0)
+            goto out;
+        (*added)++;
+    }
+    rc = *added == 0 ? 0 : replace_if_unchanged(path, st, &out);
+out:
+    buf_free(&out);
+    return rc;
+}
+
+int members_file_add(const char *path, char **addrs, size_t n, size_t *added,
+                     char *err, size_t errlen)
+{
+    struct buf in;
+    struct stat st;
+    size_t i;
+    int tries, rc = 1;
+
+    *added = 0;
+    for (i = 0; i < n; i++)
+        if (!members_plausible(addrs[i]))
+            return err_set(err, errlen, EINVAL, "\"%.80s\": not an address",
+                           addrs[i]);
+    buf_init(&in);
+    for (tries = 0; tries < 5 && rc == 1; tries++) {
+        if (read_whole(path, &in, &st) != 0) {
+            rc = -1;
+            break;
+        }
+        rc = append_members(path, &in, &st, addrs, n, added);
     }
     buf_free(&in);
     if (rc == 1)

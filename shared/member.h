@@ -13,8 +13,9 @@
  *   - an address removed from the file is gone: its state no longer counts
  *     (mmq-process never sees it, mmq-bounce ignores its bounces) and is
  *     dropped by the next member_gc();
- *   - the only writes mmq-bounce and mmqctl make to the file are removals
- *     (members_file_remove()): the file is rewritten whole into a
+ *   - the only writes to the file are removals (members_file_remove(),
+ *     mmq-bounce, mmqctl) and additions (members_file_add(), email
+ *     subscriptions in mmq-process, mmqctl members add): the file is rewritten whole into a
  *     temporary file and renamed over, only if it did not change since it
  *     was read (otherwise read again); comments and order are kept.  An
  *     editor that saves an older copy at the same instant can bring the
@@ -253,5 +254,16 @@ void member_disabled_free(struct member_disabled *d);
  */
 int members_file_remove(const char *path, char **addrs, size_t n,
                         size_t *removed, char *err, size_t errlen);
+
+/*
+ * Append the addresses (members_plausible(), else EINVAL and nothing
+ * written) that are not in the file yet (any case), one per line, with
+ * the same rule: rewritten whole and renamed over only if unchanged since
+ * it was read.  *added counts the lines added (0: all were members: the
+ * file is not touched, so a rerun after a crash adds nothing twice).
+ * 0 or -1.  Used by email subscriptions and "mmqctl members LIST add".
+ */
+int members_file_add(const char *path, char **addrs, size_t n, size_t *added,
+                     char *err, size_t errlen);
 
 #endif
