@@ -12,7 +12,8 @@
  *   - an address in the file with no state is an enabled member, score 0;
  *   - an address removed from the file is gone: its state no longer counts
  *     (mmq-process never sees it, mmq-bounce ignores its bounces) and is
- *     dropped by the next member_gc();
+ *     dropped when the member is next looked at, or by mmq-bounce's hourly
+ *     full sweep (member_scan());
  *   - the only writes mmq-bounce and mmqctl make to the file are removals
  *     (members_file_remove()): the file is rewritten whole into a
  *     temporary file and renamed over, only if it did not change since it
