@@ -363,7 +363,9 @@ static void anonymous(struct parse *ps, const char *text, size_t n,
          bp_find(text, cut < 2048 ? cut : 2048, "warning") != NULL) ||
         r->status[0] == '4')
         hint = BP_HINT_DELAYED;
-    if (!bp_classify(hint, r->status, text ? text : "", cut, &r->action))
+    if (!bp_classify(hint, r->status, text ? text : "",
+                     cut < BP_REASON_MAX * 2 ? cut : BP_REASON_MAX * 2,
+                     &r->action))
         r->action = BOUNCE_FAILED;
 }
 
