@@ -291,7 +291,7 @@ static int scan_list(struct scan *s, const char *from)
     size_t len;
     char addr[BP_ADDR_MAX];
     const char *rs = NULL, *stop = s->end;
-    int have = 0, blank = 0, any = 0;
+    int have = 0, blank = 0, any = 0, before = 0;
 
     /* the rest of the marker's line */
     bp_line(&p, s->end, &line, &len);
@@ -315,8 +315,13 @@ static int scan_list(struct scan *s, const char *from)
         /* a reason line belongs to the address above it; after a blank
          * line only an indented one does, and a list that has not
          * started yet may still be preceded by text */
-        if (!any)
+        if (!any) {
+            /* the list starts right after the sentence, or after one
+             * line (Exim's "The address ... is:"): not further down */
+            if (++before > 2)
+                break;
             continue;
+        }
         if (blank && !indented(line, len)) {
             stop = line;
             break;
