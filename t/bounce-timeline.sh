@@ -172,7 +172,7 @@ pl_list plain 'owners = ["owner@example.org"];'
 pl_members plain unknown.user@example.net quota.user@example.net \
     bob@example.net carol@example.com dave@example.com
 pl_clear_out
-for f in postfix-unknown-user exim-over-quota mmq-dsn-three \
+for f in postfix-unknown-failed exim-quota-failed mmq-dsn-three \
     vacation-out-of-office not-a-bounce-post; do
     "$MMQ_FILTER" -c "$CONF" -f '' -r "plain-bounces@$D" plain-bounces \
         <"$S/$f.eml" || fail "mmq-filter $f"
