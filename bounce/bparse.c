@@ -12,7 +12,8 @@
  *   3. a message that does not look like a bounce (not from a mailer
  *      daemon, no bounce subject, no empty Return-Path) and says it is a
  *      challenge or an auto-reply: not a bounce;
- *   4. the text detectors (textbounce.c) over the first text part;
+ *   4. in a message that looks like a bounce, the text detectors
+ *      (textbounce.c) over the first text part;
  *   5. a bounce that named nobody: anonymous, with the action its status
  *      or words give (a VERP bounce needs no more);
  *   6. otherwise unknown, for the owners.
@@ -363,7 +364,9 @@ static void anonymous(struct parse *ps, const char *text, size_t n,
          bp_find(text, cut < 2048 ? cut : 2048, "warning") != NULL) ||
         r->status[0] == '4')
         hint = BP_HINT_DELAYED;
-    if (!bp_classify(hint, r->status, text ? text : "", cut, &r->action))
+    if (!bp_classify(hint, r->status, text ? text : "",
+                     cut < BP_REASON_MAX * 2 ? cut : BP_REASON_MAX * 2,
+                     &r->action))
         r->action = BOUNCE_FAILED;
 }
 
@@ -404,7 +407,11 @@ static int decide(struct parse *ps, const char *hdr, size_t hlen)
             return 0;
         }
     }
-    rc = text ? bp_text_scan(text, n, isbounce, &ps->self, r, &format) : 0;
+    /* the text formats only in what says it is a bounce: a person's
+     * "your message to a@b couldn't be delivered" names nobody */
+    rc = text && isbounce
+             ? bp_text_scan(text, n, isbounce, &ps->self, r, &format)
+             : 0;
     if (rc < 0) {
         free(text);
         return -1;

@@ -18,6 +18,8 @@
 #define BP_ADDR_MAX 256          /* longest address accepted (RFC 5321: 254) */
 #define BP_DIAG_MAX 400          /* diagnostic kept per recipient */
 #define BP_TEXT_MAX (256 * 1024) /* text a detector reads per part */
+#define BP_REASON_MAX 2048 /* text read for one recipient's outcome */
+#define BP_MARKER_MAX (16 * 1024) /* where a format's sentence is sought */
 
 /* What a report says about its recipients before the status is read. */
 enum bp_hint { BP_HINT_NONE, BP_HINT_FAILED, BP_HINT_DELAYED };

@@ -92,18 +92,29 @@ static const char *const cut_markers[] = {
     "--- The header of the original message is following",
     NULL};
 
+/* One pass over the lines: a marker counts at the start of a line (after
+ * blanks), where every MTA writes it. */
 size_t bp_text_cut(const char *text, size_t n)
 {
-    size_t cut = n;
-    int i;
+    const char *p = text, *end = text + n, *line;
+    size_t len;
 
-    for (i = 0; cut_markers[i]; i++) {
-        const char *hit = bp_find(text, cut, cut_markers[i]);
+    while (bp_line(&p, end, &line, &len)) {
+        size_t i = 0;
+        int k;
 
-        if (hit != NULL)
-            cut = (size_t)(hit - text);
+        while (i < len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        if (i == len || !strchr("-OoTt", line[i]))
+            continue;
+        for (k = 0; cut_markers[k]; k++) {
+            size_t ml = strlen(cut_markers[k]);
+
+            if (len - i >= ml && bp_find(line + i, ml, cut_markers[k]))
+                return (size_t)(line - text);
+        }
     }
-    return cut;
+    return n;
 }
 
 struct scan {
@@ -155,7 +166,10 @@ static int name(struct scan *s, const char *addr, enum bp_hint hint,
 
         bp_status_find(t, w, status);
     }
-    if (!bp_classify(hint, status, reason, rlen, &action))
+    /* the server's words are near the address: the policy words are
+     * looked for in the first BP_REASON_MAX bytes */
+    if (!bp_classify(hint, status, reason,
+                     rlen < BP_REASON_MAX ? rlen : BP_REASON_MAX, &action))
         return 0;
     rc = bp_add(s->r, s->self, addr, action, status, reason, rlen);
     if (rc > 0)
@@ -277,7 +291,7 @@ static int scan_list(struct scan *s, const char *from)
     size_t len;
     char addr[BP_ADDR_MAX];
     const char *rs = NULL, *stop = s->end;
-    int have = 0, blank = 0, any = 0;
+    int have = 0, blank = 0, any = 0, before = 0;
 
     /* the rest of the marker's line */
     bp_line(&p, s->end, &line, &len);
@@ -301,8 +315,13 @@ static int scan_list(struct scan *s, const char *from)
         /* a reason line belongs to the address above it; after a blank
          * line only an indented one does, and a list that has not
          * started yet may still be preceded by text */
-        if (!any)
+        if (!any) {
+            /* the list starts right after the sentence, or after one
+             * line (Exim's "The address ... is:"): not further down */
+            if (++before > 2)
+                break;
             continue;
+        }
         if (blank && !indented(line, len)) {
             stop = line;
             break;
@@ -445,6 +464,7 @@ int bp_text_scan(const char *text, size_t n, int bouncy,
 {
     struct scan s;
     int i, found = 0;
+    size_t win;
 
     memset(&s, 0, sizeof(s));
     s.text = text;
@@ -452,9 +472,13 @@ int bp_text_scan(const char *text, size_t n, int bouncy,
     s.bouncy = bouncy;
     s.self = self;
     s.r = r;
+    /* a detector's sentence comes before the recipients, in the first
+     * lines of the report: it is looked for in the first BP_MARKER_MAX
+     * bytes only (the recipients after it are read to the cut) */
+    win = (size_t)(s.end - text) < BP_MARKER_MAX ? (size_t)(s.end - text)
+                                                 : BP_MARKER_MAX;
     for (i = 0; detectors[i].marker; i++) {
-        const char *hit =
-            bp_find(text, (size_t)(s.end - text), detectors[i].marker);
+        const char *hit = bp_find(text, win, detectors[i].marker);
         int rc;
 
         if (hit == NULL)

@@ -25,6 +25,8 @@
 #                                 t/cluster-gluster.sh (started by the test
 #                                 on a loopback address, never as a service)
 #   libfaketime                   node clocks hours apart (t/cluster-skew.sh)
+#   time                          GNU time: peak RSS of mmq-bounce on hostile
+#                                 input (t/bounce-hostile.sh)
 #   libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
 #                                 the libraries of exim4-daemon-light (see below)
 #
@@ -46,6 +48,7 @@ PKGS=(
     clang libclang-rt-14-dev
     util-linux procps e2fsprogs
     glusterfs-server glusterfs-client libfaketime
+    time
     libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
 )
 EXIM_DIR=${MMQ_EXIM_DIR:-/var/cache/mmq-test/exim}

@@ -714,7 +714,8 @@ int member_scan(struct member_store *ms, const struct member_policy *pol,
         if (read_names(ms->fd, dir, NULL, &names, &n) != 0)
             return err_set(err, errlen, errno, "members/%s/%s: %s", ms->list,
                            dir, strerror(errno));
-        qsort(names, n, sizeof(*names), cmp_str); /* a key's names together */
+        if (n > 1) /* a key's names together */
+            qsort(names, n, sizeof(*names), cmp_str);
         for (i = 0; i < n && rc == 0; i = j) {
             char key[MEMBER_KEY_LEN + 1];
             for (j = i + 1; j < n && strncmp(names[i], names[j],

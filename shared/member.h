@@ -12,10 +12,12 @@
  *   - an address in the file with no state is an enabled member, score 0;
  *   - an address removed from the file is gone: its state no longer counts
  *     (mmq-process never sees it, mmq-bounce ignores its bounces) and is
- *     dropped by the next member_gc();
- *   - the only writes to the file are removals (members_file_remove(),
- *     mmq-bounce, mmqctl) and additions (members_file_add(), email
- *     subscriptions in mmq-process, mmqctl members add): the file is rewritten whole into a
+ *     dropped when the member is next looked at, or by mmq-bounce's hourly
+ *     full sweep (member_scan());
+ *   - the only writes to the file are removals (members_file_remove():
+ *     mmq-bounce, mmqctl, unsubscriptions by mail) and additions
+ *     (members_file_add(): subscriptions by mail, mmqctl members add):
+ *     the file is rewritten whole into a
  *     temporary file and renamed over, only if it did not change since it
  *     was read (otherwise read again); comments and order are kept.  An
  *     editor that saves an older copy at the same instant can bring the

@@ -16,7 +16,7 @@ bl_init
 mk_tmpdir
 gl_up "$T/gluster" || skip_all "$GL_WHY"
 diag "GlusterFS mounts $GL_MNT_A and $GL_MNT_B ($GL_PROFILE caching)"
-N=${BG_MEMBERS:-60}
+N=${BG_MEMBERS:-40}
 LISTS=$T/lists
 mkdir -p "$LISTS"
 cat >"$T/common.conf" <<CONF

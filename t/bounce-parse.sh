@@ -42,7 +42,7 @@ cat ./*.expect >"$T/all.expect"
 is "$(cmp -s "$T/all.out" <(sed 's|^\./||' "$T/all.expect") && echo same)" same \
     "one run over all samples prints every expected line in order"
 
-"$B" -p "$S/nonexistent.eml" postfix-unknown-user.eml >"$T/out" 2>"$T/err"
+"$B" -p "$S/nonexistent.eml" postfix-unknown-failed.eml >"$T/out" 2>"$T/err"
 rc=$?
 is "$rc" 66 "an unreadable FILE: exit 66"
 is "$(cut -f2,3 "$T/out")" "$(printf 'failed\tunknown.user@example.net')" \

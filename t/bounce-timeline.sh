@@ -15,6 +15,9 @@
 #   6  a bounce of a non-member changes nothing; a rerun of mmq-bounce on
 #      the same state changes nothing
 #   7  mmqctl members enable / disable / remove, mmqctl bounces, stats
+#   8  non-VERP bounces (samples of real Postfix/Exim bounces and of
+#      mmq-deliver's DSN): named members counted per outcome; auto-reply
+#      dropped; an unrecognised message forwarded to the owners
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/process-lib.sh"
@@ -161,5 +164,34 @@ is "$(python3 -c '
 import json,sys; b=json.load(open(sys.argv[1]))["bounces"]
 print(b["failed"] >= 14, b["policy"], b["delayed"], b["not_member"])' "$T/stats.json")" \
     "True 6 6 1" "mmqctl stats: bounces per outcome"
+# ---- 8: a list without VERP: the parser names the members (real Postfix
+# and Exim bounces and mmq-deliver's own DSN of the sample collection);
+# an auto-reply is dropped, an unrecognised message goes to the owners
+S=$top_srcdir/t/bounce-samples
+pl_list plain 'owners = ["owner@example.org"];'
+pl_members plain unknown.user@example.net quota.user@example.net \
+    bob@example.net carol@example.com dave@example.com
+pl_clear_out
+for f in postfix-unknown-failed exim-quota-failed mmq-dsn-three \
+    vacation-out-of-office not-a-bounce-post; do
+    "$MMQ_FILTER" -c "$CONF" -f '' -r "plain-bounces@$D" plain-bounces \
+        <"$S/$f.eml" || fail "mmq-filter $f"
+done
+bl_run
+"$MMQCTL" -c "$CONF" bounces plain --json >"$T/p.json"
+is "$(python3 -c '
+import json,sys
+for m in sorted(json.load(open(sys.argv[1])), key=lambda m: m["address"]):
+    print(m["address"], m["failed"], m["delayed"], m["policy"], m["last_status"])' "$T/p.json" | tr '\n' ';')" \
+    "bob@example.net 0 0 1 5.7.1;carol@example.com 0 1 0 4.3.0;dave@example.com 1 0 0 5.0.0;quota.user@example.net 1 0 0 5.2.2;unknown.user@example.net 1 0 0 5.1.1;" \
+    "non-VERP bounces: every named member counted with its outcome"
+is "$(count_files "$SPOOL/bounces")" 0 "all five entries finished"
+fwd=0
+for f in $(find "$SPOOL/out" -type f); do
+    grep -q '^X-MMQ-Bounce-Forward: plain' "$f" && [ "$(pl_rcpts "$f")" == owner@example.org ] && fwd=$((fwd + 1))
+done
+is "$fwd" 1 "the unrecognised message is forwarded to the owners, the auto-reply is not"
+grep -q "not a bounce (vacation" "$BLOG"
+ok $? "the auto-reply is dropped as not a bounce"
 grep -q "ERROR\|error" "$BLOG" && diag "$(grep -i error "$BLOG" | head)"
 done_testing

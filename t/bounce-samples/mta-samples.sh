@@ -4,7 +4,9 @@
 # them) relay mail from list-bounces@lists.example.org to reject-server.py,
 # which refuses recipients by local part (unknown user, over quota, relay
 # refused, spam, try later); the bounces and delay warnings the MTAs send
-# back are saved to OUTDIR as postfix-*.eml and exim-*.eml.  Not part of
+# back are saved to OUTDIR as postfix-TAG-KIND.eml and exim-TAG-KIND.eml
+# (TAG: the local part's first word, "several" for the message to four
+# members; KIND: failed or delayed).  Not part of
 # make check (the samples and their .expect files are committed); run by
 # hand as root to refresh them:
 #
@@ -35,6 +37,17 @@ wait_for() { # FILE-GLOB-COUNT DIR N SECS
     echo "timeout waiting for $2 messages in $1" >&2
     return 1
 }
+wait_expired() { # DIR SUBJECT SECS: until the failure for later.user came back
+    local i f
+    for ((i = 0; i < $3 * 10; i++)); do
+        for f in "$1"/msg-*.eml; do
+            grep -q "^Subject: $2" "$f" && grep -q 'Announcement for later' "$f" && return 0
+        done
+        sleep 0.1
+    done
+    echo "timeout waiting for the expiry of later.user in $1" >&2
+    return 1
+}
 send() { # PORT RCPT...
     local port=$1 r
     shift
@@ -44,6 +57,35 @@ send() { # PORT RCPT...
             --header "Subject: Announcement for $r" \
             --body "A post to the list." >/dev/null
     done
+}
+# one message to several members: one bounce names them all
+send_several() { # PORT
+    swaks --server "127.0.0.1:$1" --helo client.test \
+        --from list-bounces@lists.example.org \
+        --to unknown.one@example.net,quota.two@example.net,fine@example.net,unknown.three@example.org \
+        --header "Subject: Announcement for several" \
+        --body "A post to the list." >/dev/null
+}
+# save DIR's messages as OUT/MTA-TAG-KIND.eml: TAG from the returned
+# message's "Announcement for local.part@..." subject, KIND delayed or failed
+save() { # DIR MTA
+    python3 - "$1" "$OUT" "$2" <<'PY'
+import os, re, sys
+d, out, mta = sys.argv[1:]
+for f in sorted(os.listdir(d)):
+    if not f.startswith("msg-"):
+        continue
+    data = open(os.path.join(d, f), "rb").read()
+    text = data.decode("latin-1")
+    subj = re.search(r"(?m)^Subject: (.*)$", text).group(1)
+    if subj.startswith("Announcement for"):  # the post itself, to fine@
+        continue
+    tag = re.search(r"Announcement for ([a-z]+)", text).group(1)
+    kind = "delayed" if re.search(r"(?i)delayed|warning", subj) else "failed"
+    name = os.path.join(out, "%s-%s-%s.eml" % (mta, tag, kind))
+    if not os.path.exists(name):  # the first of repeated warnings
+        open(name, "wb").write(data)
+PY
 }
 start_remote() { # DIR: sets R to its port
     mkdir -p "$1"
@@ -110,15 +152,13 @@ for _ in $(seq 50); do
 done
 send "$PORT" unknown.user@example.net quota.user@example.net relay.user@example.org \
     spam.user@example.net later.user@example.net
-# one bounce each for unknown, quota, relay, spam; a delay warning and then
-# the failure after maximal_queue_lifetime for later
-wait_for "$T/pf-remote" 6 60
+send_several "$PORT"
+# one bounce each for unknown, quota, relay, spam and several; a delay
+# warning and then the failure after maximal_queue_lifetime for later
+wait_for "$T/pf-remote" 8 60
+wait_expired "$T/pf-remote" 'Undelivered Mail Returned' 30
 postfix -c "$PF" stop >/dev/null 2>&1 || true
-i=0
-for f in "$T"/pf-remote/msg-*.eml; do
-    i=$((i + 1))
-    cp "$f" "$OUT/postfix-$i.eml"
-done
+save "$T/pf-remote" postfix
 
 # ---------------------------------------------------------------- Exim
 EXIM=${MMQ_EXIM:-/var/cache/mmq-test/exim/usr/sbin/exim4}
@@ -158,15 +198,15 @@ for r in unknown.user@example.net quota.user@example.net relay.user@example.org 
     printf 'From: list-bounces@lists.example.org\nTo: %s\nSubject: Announcement for %s\n\nA post to the list.\n' "$r" "$r" |
         "$EXIM" -C "$X/exim.conf" -odi -f list-bounces@lists.example.org -- "$r"
 done
+printf 'From: list-bounces@lists.example.org\nSubject: Announcement for several\n\nA post to the list.\n' |
+    "$EXIM" -C "$X/exim.conf" -odi -f list-bounces@lists.example.org -- \
+        unknown.one@example.net quota.two@example.net fine@example.net unknown.three@example.org
 # the delay warning, then the failure once the retry rule gives up
 for _ in $(seq 12); do
     sleep 1
     "$EXIM" -C "$X/exim.conf" -q >/dev/null 2>&1 || true
 done
-wait_for "$T/ex-remote" 6 30 || true
-i=0
-for f in "$T"/ex-remote/msg-*.eml; do
-    i=$((i + 1))
-    cp "$f" "$OUT/exim-$i.eml"
-done
+wait_for "$T/ex-remote" 8 30 || true
+wait_expired "$T/ex-remote" 'Mail delivery failed' 30
+save "$T/ex-remote" exim
 ls "$OUT"
