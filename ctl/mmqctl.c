@@ -13,6 +13,11 @@
  *     mmqctl [-c FILE] check [--no-agents] [--deferred-age SECONDS]
  *     mmqctl [-c FILE] recover
  *     mmqctl [-c FILE] slices [--json]
+ *     mmqctl [-c FILE] members LIST [--json]
+ *     mmqctl [-c FILE] members LIST enable|disable|remove ADDRESS...
+ *     mmqctl [-c FILE] members LIST add|approve|reject ADDRESS...
+ *     mmqctl [-c FILE] members LIST --pending [--json]
+ *     mmqctl [-c FILE] bounces [LIST] [--json]
  *
  * The verbs only read the spool (queue, show, stats, check) or act on
  * entries through shared/qinfo.c, which claims every entry exactly as a
@@ -44,6 +49,9 @@
 #include "envelope.h"
 #include "listdef.h"
 #include "log.h"
+#include "members.h"
+#include "subs.h"
+#include "token.h"
 #include "qcheck.h"
 #include "qinfo.h"
 #include "queue.h"
@@ -76,7 +84,14 @@ static void usage(void)
             "       mmqctl [-c FILE] check [--no-agents] [--deferred-age "
             "SECONDS]\n"
             "       mmqctl [-c FILE] recover\n"
-            "       mmqctl [-c FILE] slices [--json]\n");
+            "       mmqctl [-c FILE] slices [--json]\n"
+            "       mmqctl [-c FILE] members LIST [--json]\n"
+            "       mmqctl [-c FILE] members LIST enable|disable|remove "
+            "ADDRESS...\n"
+            "       mmqctl [-c FILE] members LIST add|approve|reject "
+            "ADDRESS...\n"
+            "       mmqctl [-c FILE] members LIST --pending [--json]\n"
+            "       mmqctl [-c FILE] bounces [LIST] [--json]\n");
     exit(EX_USAGE);
 }
 
@@ -198,7 +213,8 @@ enum {
     OPT_BODY,
     OPT_NO_AGENTS,
     OPT_DEFERRED_AGE,
-    OPT_PROMETHEUS
+    OPT_PROMETHEUS,
+    OPT_PENDING
 };
 
 static const struct option long_opts[] = {
@@ -213,11 +229,12 @@ static const struct option long_opts[] = {
     {"no-agents", no_argument, NULL, OPT_NO_AGENTS},
     {"deferred-age", required_argument, NULL, OPT_DEFERRED_AGE},
     {"prometheus", no_argument, NULL, OPT_PROMETHEUS},
+    {"pending", no_argument, NULL, OPT_PENDING},
     {"yes", no_argument, NULL, 'y'},
     {NULL, 0, NULL, 0}};
 
 struct opts {
-    int json, all, yes, no_agents, prometheus;
+    int json, all, yes, no_agents, prometheus, pending;
     int parts; /* show: 1 envelope, 2 headers, 4 body */
     const char *list, *slice, *queue;
     const char *deferred_age; /* check: in seconds */
@@ -272,6 +289,9 @@ static void parse_opts(int argc, char **argv, const int *allowed,
             break;
         case OPT_PROMETHEUS:
             o->prometheus = 1;
+            break;
+        case OPT_PENDING:
+            o->pending = 1;
             break;
         case 'y':
             o->yes = 1;
@@ -938,7 +958,7 @@ static void count_entry(struct ctl *x, struct stats *s, size_t i, int in_shape,
         envelope_free(&env);
 }
 
-static void stats_text(const struct ctl *x, const struct stats *s)
+static void stats_text(struct ctl *x, const struct stats *s)
 {
     size_t q, i, b;
 
@@ -972,9 +992,10 @@ static void stats_text(const struct ctl *x, const struct stats *s)
             printf(" %6zu", s->shape[i].b[b]);
         putchar('\n');
     }
+    ctl_bounce_stats(&x->sp, 0);
 }
 
-static void stats_json(const struct ctl *x, const struct stats *s)
+static void stats_json(struct ctl *x, const struct stats *s)
 {
     size_t q, i, b;
 
@@ -1009,7 +1030,9 @@ static void stats_json(const struct ctl *x, const struct stats *s)
             printf("%s%zu", b ? "," : "", s->shape[i].b[b]);
         printf("]}");
     }
-    printf("]}\n");
+    printf("]");
+    ctl_bounce_stats(&x->sp, 1);
+    printf("}\n");
 }
 
 /* One node's counters as Prometheus samples (counters_read callback). */
@@ -1021,7 +1044,8 @@ struct prom_counters {
 static const struct prom_counters prom_counters[] = {
     {"mmq_delivery_recipients_total", CNT_SENT, CNT_EXPIRED},
     {"mmq_dsns_total", CNT_DSN, CNT_DSN},
-    {"mmq_bounces_received_total", CNT_BOUNCES_IN, CNT_BOUNCES_IN}};
+    {"mmq_bounces_received_total", CNT_BOUNCES_IN, CNT_BOUNCES_IN},
+    {"mmq_bounce_processing_total", CNT_B_ENTRIES, CNT_B_REMOVED}};
 
 static int prom_metric; /* the prom_counters[] being printed */
 
@@ -1033,7 +1057,8 @@ static void prom_node(void *arg, const char *node, const uint64_t v[CNT_N])
     for (int k = m->first; k <= m->last; k++) {
         printf("%s{node=\"%s\"", m->metric, node); /* node: [A-Za-z0-9._-] */
         if (m->first != m->last)
-            printf(",outcome=\"%s\"", counter_names[k]);
+            printf(",outcome=\"%s\"", /* bounce_failed: failed */
+                   counter_names[k] + (k >= CNT_B_ENTRIES ? 7 : 0));
         printf("} %" PRIu64 "\n", v[k]);
     }
 }
@@ -1089,7 +1114,9 @@ static void stats_prometheus(struct ctl *x, const struct stats *s, time_t now)
                k == 0   ? "Recipients by delivery outcome (a deferral "
                           "counts each time)."
                : k == 1 ? "Non-delivery notifications queued."
-                        : "Messages taken into bounces/.",
+               : k == 2 ? "Messages taken into bounces/."
+                        : "What mmq-bounce counted (entries, recipients, "
+                          "member steps).",
                prom_counters[k].metric);
         prom_metric = (int)k;
         if (counters_read(&x->sp, prom_node, NULL, err, sizeof(err)) != 0)
@@ -1240,7 +1267,7 @@ static void check_attention(struct ctl *x, long long max_age,
         fmt_age(age, sizeof(age), (long long)(now - oldest_bounce));
         finding(f,
                 "bounces/: %zu entr%s, the oldest %s old: nothing takes "
-                "bounces/ in, and it grows",
+                "bounces/ in (is mmq-bounce running?), and it grows",
                 nbounces, nbounces == 1 ? "y" : "ies", age);
     }
 }
@@ -1267,6 +1294,7 @@ static int cmd_check(struct ctl *x, int argc, char **argv)
                      err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "check: %s", err);
     check_attention(x, max_age, &f);
+    ctl_bounce_check(&x->sp, report_finding, &f);
     if (f.problems == 0) {
         printf("spool OK\n");
         return EX_OK;
@@ -1286,6 +1314,42 @@ static int cmd_slices(struct ctl *x, int argc, char **argv)
     if (o.nargs)
         usage();
     return ctl_slices(&x->sp, o.json);
+}
+
+/* ------------------------------------------------- members, bounces */
+
+static int cmd_members(struct ctl *x, int argc, char **argv)
+{
+    static const int allowed[] = {OPT_JSON, OPT_PENDING, 0};
+    struct opts o;
+    const char *action;
+
+    parse_opts(argc, argv, allowed, &o);
+    if (o.nargs < 1)
+        usage();
+    action = o.nargs > 1 ? o.args[1] : NULL;
+    if (o.pending)
+        return action ? EX_USAGE
+                      : ctl_members_pending(&x->cfg, o.args[0], o.json);
+    if (action && strcmp(action, "add") == 0)
+        return ctl_members_add(&x->cfg, o.args[0], o.args + 2, o.nargs - 2);
+    if (action && (!strcmp(action, "approve") || !strcmp(action, "reject")))
+        return ctl_members_approve(&x->cfg, o.args[0], action[0] == 'a',
+                                   o.args + 2, o.nargs - 2);
+    return ctl_members(&x->cfg, o.args[0], o.json,
+                       o.nargs > 1 ? o.args[1] : NULL, o.args + 2,
+                       o.nargs > 2 ? o.nargs - 2 : 0);
+}
+
+static int cmd_bounces(struct ctl *x, int argc, char **argv)
+{
+    static const int allowed[] = {OPT_JSON, 0};
+    struct opts o;
+
+    parse_opts(argc, argv, allowed, &o);
+    if (o.nargs > 1)
+        usage();
+    return ctl_bounces(&x->cfg, o.nargs ? o.args[0] : NULL, o.json);
 }
 
 /* -------------------------------------------------------- init, recover */
@@ -1317,6 +1381,13 @@ static int cmd_init(struct ctl *x, int argc, char **argv)
     }
     if (spool_init(x->cfg.spool, uid, gid, err, sizeof(err)) != 0)
         log_fatal(EX_CANTCREAT, "init: %s", err);
+    /* the key of confirmation tokens (token.h), kept once made: a new one
+     * would make every token still out there invalid */
+    if ((c = token_secret_create(x->cfg.spool, uid, gid, err, sizeof(err))) <
+        0)
+        log_fatal(EX_CANTCREAT, "init: %s", err);
+    if (c == 0)
+        printf("token secret %s/secret made\n", x->cfg.spool);
     printf("spool %s ready\n", x->cfg.spool);
     return EX_OK;
 }
@@ -1358,6 +1429,8 @@ static const struct verb {
              {"check", cmd_check, 1},
              {"recover", cmd_recover, 1},
              {"slices", cmd_slices, 1},
+             {"members", cmd_members, 1},
+             {"bounces", cmd_bounces, 1},
              {NULL, NULL, 0}};
 
 static const struct verb *find_verb(const char *name)

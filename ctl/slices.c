@@ -1,14 +1,14 @@
 /*
  * slices - `mmqctl slices`: the slice map of a cluster.  For each stage
- * (list stage, delivery) and slice: the node the configuration makes its
- * owner, the agent holding its lease now, the lease generation and state,
- * how long ago the holder last renewed (by the holder's clock: the only
- * figure here that a clock offset between nodes can distort), and the
- * entries waiting in the slice (in/ for the list stage; out/ and
- * deferred/ for delivery).  On a single node (no nodes configured: no
- * leases) the text form is a short summary per stage instead: the slices
- * the node serves, those a runner of ours holds locked, and the entries
- * waiting.  Read-only: it takes part in no lease.
+ * (list stage, delivery, bounce processing) and slice: the node the
+ * configuration makes its owner, the agent holding its lease now, the lease
+ * generation and state, how long ago the holder last renewed (by the holder's
+ * clock: the only figure here that a clock offset between nodes can distort),
+ * and the entries waiting in the slice (in/ for the list stage; out/ and
+ * deferred/ for delivery; bounces/ for bounce processing).  On a single node
+ * (no nodes configured: no leases) the text form is a short summary per stage
+ * instead: the slices the node serves, those a runner of ours holds locked, and
+ * the entries waiting.  Read-only: it takes part in no lease.
  */
 #include "autoconf.h"
 
@@ -145,14 +145,16 @@ static void summary(struct spool *sp, const char *stage, const char *spec,
         printf("no mmq-%s runs for %s", stage,
                slice_set_format(&idle, missing, sizeof(missing)));
     printf("; %lu waiting in %s\n", waiting,
-           strcmp(stage, "process") == 0 ? "in/" : "out/ and deferred/");
+           strcmp(stage, "process") == 0   ? "in/"
+           : strcmp(stage, "deliver") == 0 ? "out/ and deferred/"
+                                           : "bounces/");
     slice_set_free(&idle);
     slice_set_free(&set);
 }
 
 int ctl_slices(struct spool *sp, int json)
 {
-    static const char *const stages[] = {"process", "deliver"};
+    static const char *const stages[] = {"process", "deliver", "bounce"};
     const struct mmq_config *cfg = sp->cfg;
     unsigned n = (unsigned)cfg->slices, i, s;
     struct lease_info *li = calloc(n, sizeof(*li));
@@ -174,11 +176,12 @@ int ctl_slices(struct spool *sp, int json)
     else if (!json)
         printf("%-8s %5s  %-16s %-16s %6s  %-5s %9s %8s\n", "stage", "slice",
                "owner", "holder", "gen", "state", "renewed", "depth");
-    for (s = 0; s < 2; s++) {
+    for (s = 0; s < 3; s++) {
         memset(depth, 0, n * sizeof(*depth));
         if ((s == 0 && count_depth(sp, "in", n, depth) != 0) ||
             (s == 1 && (count_depth(sp, "out", n, depth) != 0 ||
-                        count_depth(sp, "deferred", n, depth) != 0)))
+                        count_depth(sp, "deferred", n, depth) != 0)) ||
+            (s == 2 && count_depth(sp, "bounces", n, depth) != 0))
             rc = EX_TEMPFAIL;
         if (lease_info(sp, stages[s], li, err, sizeof(err)) != 0) {
             log_error("%s", err);
@@ -187,8 +190,12 @@ int ctl_slices(struct spool *sp, int json)
         }
         now = time(NULL);
         if (!json && cfg->nnodes == 0) {
+            /* mmq-bounce serves every slice unless told otherwise (-s) */
             summary(sp, stages[s],
-                    s == 0 ? cfg->process_slices : cfg->delivery_slices, depth);
+                    s == 0   ? cfg->process_slices
+                    : s == 1 ? cfg->delivery_slices
+                             : "all",
+                    depth);
             continue;
         }
         for (i = 0; i < n; i++)

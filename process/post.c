@@ -6,7 +6,8 @@
  * list headers (RFC 2369, RFC 2919, Precedence, X-BeenThere, subject
  * prefix, Reply-To, and a Date and Message-ID if missing), archive, and
  * expansion to the members in out/ entries of at most recipients_per_entry
- * recipients.  Owner and request mail is forwarded to the owners as is.
+ * recipients.  Owner mail is forwarded to the owners as is; request,
+ * join, leave and confirm mail goes to the email commands (command.c).
  *
  * Crash rule (two-phase expansion).  The out/ entries of a post have
  * names derived from the in/ entry's name and their index, so that they
@@ -42,6 +43,7 @@
 #include "envelope.h"
 #include "header.h"
 #include "log.h"
+#include "member.h"
 #include "munge.h"
 #include "process.h"
 
@@ -689,6 +691,44 @@ static struct members *members_of(struct stage_ctx *ctx,
     return &mc->m;
 }
 
+/*
+ * Expand to the members whose delivery is not disabled (member.h): the
+ * disabled index is one readdir, and only when it is not empty does each
+ * member cost a hash and a binary search.  The index cannot be read:
+ * keep the post for later rather than mail disabled members.
+ */
+static void expand_enabled(struct post *p, const struct buf *out,
+                           const struct members *m, const char *sender)
+{
+    struct member_disabled d;
+    char err[512], **keep;
+    size_t i, n = 0;
+
+    if (member_disabled_load(&d, p->ctx->cfg->spool, p->ld.name, err,
+                             sizeof(err)) != 0) {
+        give_back(p, err);
+        return;
+    }
+    if (d.n == 0) {
+        expand(p, out, m->addr, m->n, sender, p->ld.verp);
+        return;
+    }
+    if (!(keep = malloc((m->n + 1) * sizeof(*keep)))) {
+        member_disabled_free(&d);
+        give_back(p, "out of memory");
+        return;
+    }
+    for (i = 0; i < m->n; i++)
+        if (!member_disabled_has(&d, m->addr[i]))
+            keep[n++] = m->addr[i];
+    if (n < m->n)
+        log_info("%s: %zu disabled member%s skipped", p->id, m->n - n,
+                 m->n - n == 1 ? "" : "s");
+    member_disabled_free(&d);
+    expand(p, out, keep, n, sender, p->ld.verp);
+    free(keep);
+}
+
 static void do_post(struct post *p)
 {
     struct headers h;
@@ -752,7 +792,7 @@ static void do_post(struct post *p)
     if (m->n == 0)
         archive(p, &out); /* expand() archives once the post is marked */
     snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld.name, p->ld.domain);
-    expand(p, &out, m->addr, m->n, sender, p->ld.verp);
+    expand_enabled(p, &out, m, sender);
     goto out;
 keep:
     give_back(p, why);
@@ -802,9 +842,18 @@ int post_process(struct stage_ctx *ctx, const char *fname)
     case ROLE_POST:
         do_post(&p);
         break;
-    case ROLE_OWNER:
     case ROLE_REQUEST:
-        /* forwarded to the owners unchanged (commands are not processed) */
+    case ROLE_JOIN:
+    case ROLE_LEAVE:
+    case ROLE_CONFIRM:
+        if (command_process(ctx, &p.c, &p.env, &p.msg, &p.ld, err,
+                            sizeof(err)) != 0)
+            give_back(&p, err);
+        else
+            finish(&p, err);
+        break;
+    case ROLE_OWNER:
+        /* forwarded to the owners unchanged */
         snprintf(sender, sizeof(sender), "%s-bounces@%s", p.ld.name,
                  p.ld.domain);
         if (p.ld.nowners == 0) {

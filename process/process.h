@@ -6,6 +6,7 @@
 #ifndef MMQ_PROCESS_H
 #define MMQ_PROCESS_H
 
+#include "buf.h"
 #include "config.h"
 #include "dmarc.h"
 #include "listdef.h"
@@ -34,5 +35,16 @@ struct stage_ctx {
  * error, a full disk): the caller leaves it alone for a while.
  */
 int post_process(struct stage_ctx *ctx, const char *fname);
+
+/*
+ * Email commands (command.c): the in/ entry c (claimed, read: env and the
+ * message msg) of role request, join, leave or confirm for list ld.
+ * 0: done (what says how, for the log line that finishes the entry);
+ * -1: a step failed (what says why): give the entry back, a rerun
+ * applies nothing twice.
+ */
+int command_process(struct stage_ctx *ctx, const struct claim *c,
+                    const struct envelope *env, const struct buf *msg,
+                    const struct listdef *ld, char *what, size_t whatlen);
 
 #endif

@@ -4,7 +4,8 @@
 # envelope in -f/-r, the list as argument), look at the queue, expand the
 # posts to a list of 1,000 members (mmq-process), and deliver them
 # (mmq-deliver) to Postfix's smtp-sink on 127.0.0.1 -- first while no
-# server listens, so that the mail is deferred, then for real.
+# server listens, so that the mail is deferred, then for real -- and
+# count a member's bounce (mmq-bounce).
 #
 #   scripts/demo.sh               run it (about half a minute on a fresh clone)
 #   DEMO_KEEP=1 scripts/demo.sh   keep the demo directory to look around
@@ -43,7 +44,7 @@ if [ ! -f "$BUILD/Makefile" ]; then
         die "configure failed: see $BUILD/config.log"
 fi
 make -s -C "$BUILD" -j"$JOBS" filter/mmq-filter ctl/mmqctl process/mmq-process \
-    deliver/mmq-deliver >"$BUILD/demo-make.log" 2>&1 || {
+    deliver/mmq-deliver bounce/mmq-bounce >"$BUILD/demo-make.log" 2>&1 || {
     cat "$BUILD/demo-make.log" >&2
     die "the build failed"
 }
@@ -51,6 +52,7 @@ FILTER="$BUILD/filter/mmq-filter"
 MMQCTL="$BUILD/ctl/mmqctl"
 PROCESS="$BUILD/process/mmq-process"
 DELIVER="$BUILD/deliver/mmq-deliver"
+BOUNCE="$BUILD/bounce/mmq-bounce"
 echo "built $FILTER, $MMQCTL,"
 echo "      $PROCESS and $DELIVER"
 
@@ -121,14 +123,27 @@ Hello everyone, release 1.0 is out.
 EOF
 cat >"$DEMO/mail/bounce.eml" <<'EOF'
 From: MAILER-DAEMON@mx.example.net
-To: announce-bounces+bob=example.net@lists.example.org
+To: announce-bounces+member7=example.net@lists.example.org
 Subject: Undelivered Mail Returned to Sender
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status; boundary="b"
 
 --b
 Content-Type: text/plain
 
-bob@example.net: mailbox unavailable
+member7@example.net: mailbox unavailable
+
+--b
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; member7@example.net
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <member7@example.net>: user unknown
+
 --b--
 EOF
 cat >"$DEMO/mail/owner.eml" <<'EOF'
@@ -182,7 +197,7 @@ queue "$DEMO/mail/post.eml" -f alice@example.org -r announce@lists.example.org a
 [ "$LAST_RC" = 0 ] || die "the post was not queued"
 echo
 note "A bounce, to announce-bounces (VERP address, null sender); it goes to the bounces queue:"
-queue "$DEMO/mail/bounce.eml" -f '' -r announce-bounces+bob=example.net@lists.example.org announce-bounces
+queue "$DEMO/mail/bounce.eml" -f '' -r announce-bounces+member7=example.net@lists.example.org announce-bounces
 [ "$LAST_RC" = 0 ] || die "the bounce was not queued"
 echo
 note "A message to the list owner (the role comes from the recipient):"
@@ -277,10 +292,27 @@ kill "$SINK_PID" 2>/dev/null
 wait "$SINK_PID" 2>/dev/null || true
 SINK_PID=
 
+heading "Bounce processing: the bounce of member7 is recognised and counted"
+note "\$ mmq-bounce -c \$CONF -1 -e"
+"$BOUNCE" -c "$CONF" -1 -e >"$DEMO/bounce.log" 2>&1 || die "mmq-bounce failed: $(cat "$DEMO/bounce.log")"
+grep -v 'processing slices\|stopped' "$DEMO/bounce.log" | sed 's/^/  /'
+note "\$ mmqctl -c \$CONF bounces"
+"$MMQCTL" -c "$CONF" bounces | sed 's/^/  /'
+note "\$ mmqctl -c \$CONF members announce | grep member7"
+"$MMQCTL" -c "$CONF" members announce | grep 'member7@' | sed 's/^/  /'
+note "(score 1: one day with a failed bounce; at bounce_score_threshold = 5 days"
+note " delivery to member7 is disabled, the owners and member7 are told, and"
+note " mmq-process skips it)"
+json=$("$MMQCTL" -c "$CONF" members announce --json)
+case $json in
+*'"address":"member7@example.net","state":"enabled","score":1,'*) ;;
+*) die "member7's bounce was not counted" ;;
+esac
+
 heading "Done"
 echo "mmqctl queue now says:"
 "$MMQCTL" -c "$CONF" queue >"$DEMO/q.out"
 tail -n 2 "$DEMO/q.out"
-echo "The bounce stays in bounces/ (bounce processing comes later). Nothing left running."
+echo "Nothing left running."
 [ "$received" -eq 2001 ] || die "expected 2001 recipients at the sink, got $received"
 

@@ -25,6 +25,8 @@
 #                                 t/cluster-gluster.sh (started by the test
 #                                 on a loopback address, never as a service)
 #   libfaketime                   node clocks hours apart (t/cluster-skew.sh)
+#   time                          GNU time: peak RSS of mmq-bounce on hostile
+#                                 input (t/bounce-hostile.sh)
 #   libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
 #                                 the libraries of exim4-daemon-light (see below)
 #   python3-prometheus-client     a real parser of the Prometheus text format
@@ -60,6 +62,7 @@ PKGS=(
     clang libclang-rt-14-dev
     util-linux procps e2fsprogs
     glusterfs-server glusterfs-client libfaketime
+    time
     libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
     python3-prometheus-client
     opendkim opendkim-tools python3-dkim dnsmasq-base

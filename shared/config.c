@@ -192,6 +192,7 @@ void config_free(struct mmq_config *cfg)
         free(cfg->nodes[i].name);
         free(cfg->nodes[i].process);
         free(cfg->nodes[i].deliver);
+        free(cfg->nodes[i].bounce);
         free(cfg->nodes[i].standby);
     }
     free(cfg->nodes);
@@ -376,7 +377,7 @@ static int parse_node(config_setting_t *g, struct mmq_node *nd,
     int i, n = config_setting_length(g);
 
     if (!(nd->process = strdup("none")) || !(nd->deliver = strdup("none")) ||
-        !(nd->standby = strdup("none"))) {
+        !(nd->standby = strdup("none")) || !(nd->bounce = strdup("none"))) {
         snprintf(err, errlen, "%s: out of memory", file);
         return -1;
     }
@@ -395,6 +396,8 @@ static int parse_node(config_setting_t *g, struct mmq_node *nd,
             rc = node_str(m, &nd->deliver, file, err, errlen);
         else if (strcmp(k, "standby") == 0)
             rc = node_str(m, &nd->standby, file, err, errlen);
+        else if (strcmp(k, "bounce") == 0)
+            rc = node_str(m, &nd->bounce, file, err, errlen);
         else if (strcmp(k, "takeover_after") == 0 &&
                  config_setting_type(m) == CONFIG_TYPE_INT &&
                  config_setting_get_int(m) > 0 &&
@@ -463,7 +466,9 @@ const struct mmq_node *config_node(const struct mmq_config *cfg,
 
 static const char *node_stage(const struct mmq_node *nd, const char *stage)
 {
-    return strcmp(stage, "process") == 0 ? nd->process : nd->deliver;
+    return strcmp(stage, "process") == 0  ? nd->process
+           : strcmp(stage, "bounce") == 0 ? nd->bounce
+                                          : nd->deliver;
 }
 
 const struct mmq_node *config_slice_owner(const struct mmq_config *cfg,
@@ -492,22 +497,24 @@ const struct mmq_node *config_slice_owner(const struct mmq_config *cfg,
 static int check_node_sets(struct mmq_config *cfg, const char *file,
                            char *err, size_t errlen)
 {
-    static const char *const stages[] = {"process", "deliver", "standby"};
-    unsigned char *seen[2];
+    static const char *const stages[] = {"process", "deliver", "bounce",
+                                         "standby"};
+    unsigned char *seen[3];
     size_t k, s;
     int rc = -1;
 
     seen[0] = calloc((size_t)cfg->slices, sizeof(unsigned char));
     seen[1] = calloc((size_t)cfg->slices, sizeof(unsigned char));
-    if (!seen[0] || !seen[1]) {
+    seen[2] = calloc((size_t)cfg->slices, sizeof(unsigned char));
+    if (!seen[0] || !seen[1] || !seen[2]) {
         snprintf(err, errlen, "%s: out of memory", file);
         goto out;
     }
     for (k = 0; k < cfg->nnodes; k++) {
         struct mmq_node *nd = &cfg->nodes[k];
 
-        for (s = 0; s < 3; s++) {
-            const char *spec = s == 2 ? nd->standby : node_stage(nd, stages[s]);
+        for (s = 0; s < 4; s++) {
+            const char *spec = s == 3 ? nd->standby : node_stage(nd, stages[s]);
             struct slice_set set;
             char why[256];
             unsigned i;
@@ -518,7 +525,7 @@ static int check_node_sets(struct mmq_config *cfg, const char *file,
                          nd->name, stages[s], why);
                 goto out;
             }
-            for (i = 0; s < 2 && i < set.n; i++) {
+            for (i = 0; s < 3 && i < set.n; i++) {
                 if (set.on[i] && seen[s][i]) {
                     snprintf(err, errlen, "%s: nodes: slice %u of %s has two "
                              "owners (node %s and an earlier node)",
@@ -535,6 +542,7 @@ static int check_node_sets(struct mmq_config *cfg, const char *file,
 out:
     free(seen[0]);
     free(seen[1]);
+    free(seen[2]);
     return rc;
 }
 

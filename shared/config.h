@@ -25,6 +25,7 @@ struct mmq_node {
     char *name;
     char *process;      /* slices whose list stage it owns ("" none) */
     char *deliver;      /* slices whose delivery it owns ("" none) */
+    char *bounce;       /* slices of bounces/ it owns ("" none) */
     char *standby;      /* slices of other nodes it may take over */
     int takeover_after; /* seconds a lease must look dead before that */
 };
@@ -95,7 +96,8 @@ void config_free(struct mmq_config *cfg);
 /* The entry of node name in cfg->nodes, or NULL. */
 const struct mmq_node *config_node(const struct mmq_config *cfg,
                                    const char *name);
-/* The node that owns slice i of stage ("process" or "deliver"), or NULL. */
+/* The node that owns slice i of stage ("process", "deliver" or "bounce"),
+ * or NULL. */
 const struct mmq_node *config_slice_owner(const struct mmq_config *cfg,
                                           const char *stage, unsigned i);
 

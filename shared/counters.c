@@ -19,8 +19,23 @@
 #include "counters.h"
 #include "log.h"
 
-const char *const counter_names[CNT_N] = {
-    "sent", "deferred", "bounced", "expired", "dsn", "bounces_received"};
+const char *const counter_names[CNT_N] = {"sent",
+                                          "deferred",
+                                          "bounced",
+                                          "expired",
+                                          "dsn",
+                                          "bounces_received",
+                                          "bounce_entries",
+                                          "bounce_failed",
+                                          "bounce_delayed",
+                                          "bounce_policy",
+                                          "bounce_not_bounce",
+                                          "bounce_unrecognised",
+                                          "bounce_not_member",
+                                          "bounce_disabled",
+                                          "bounce_warnings",
+                                          "bounce_probes",
+                                          "bounce_removed"};
 
 static int have_dir; /* SPOOL/stats exists (one spool per process) */
 

@@ -1,10 +1,11 @@
 /*
  * counters - delivery and bounce counters kept in the spool, for
- * monitoring ("mmqctl stats --prometheus").
+ * monitoring ("mmqctl stats", "mmqctl stats --prometheus").
  *
  * Each node has one file, SPOOL/stats/NODE, of lines "NAME VALUE" with
  * VALUE written as 20 digits, so that an update rewrites the file in
- * place with the same length.  Writers (mmq-deliver's workers, mmq-filter)
+ * place with the same length.  Writers (mmq-deliver's workers, mmq-filter,
+ * mmq-bounce)
  * add under an exclusive flock(2) of that file; no fsync: these are
  * monitoring counters, not mail.  A crash may lose the increments of the
  * moment, and a torn file reads as zeros (a counter reset, which
@@ -28,6 +29,18 @@ enum counter {
     CNT_EXPIRED,    /* recipients returned after max_lifetime */
     CNT_DSN,        /* DSNs (non-delivery notifications) queued */
     CNT_BOUNCES_IN, /* messages taken into bounces/ by mmq-filter */
+    /* mmq-bounce (bounce/bounce.h, struct bounce_counts) */
+    CNT_B_ENTRIES,      /* bounces/ entries finished */
+    CNT_B_FAILED,       /* recipients found failed */
+    CNT_B_DELAYED,      /* delayed */
+    CNT_B_POLICY,       /* refused by policy */
+    CNT_B_NOT_BOUNCE,   /* entries that were auto-replies, receipts */
+    CNT_B_UNRECOGNISED, /* entries nobody could be found in */
+    CNT_B_NOT_MEMBER,   /* recipients that are not members */
+    CNT_B_DISABLED,     /* steps taken: members disabled */
+    CNT_B_WARNINGS,     /* warnings sent */
+    CNT_B_PROBES,       /* probes sent */
+    CNT_B_REMOVED,      /* members removed */
     CNT_N
 };
 

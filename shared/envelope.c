@@ -18,7 +18,8 @@
 
 #define ENVELOPE_MAX_RCPT 10000000
 
-static const char *const roles[] = {"post", "bounces", "owner", "request"};
+static const char *const roles[] = {"post",    "bounces", "owner",  "request",
+                                     "join",    "leave",   "confirm"};
 
 const char *role_name(enum mmq_role role)
 {

@@ -50,7 +50,17 @@
 #define ENVELOPE_MAX_LINE (1u << 20)   /* one line, encoded */
 #define ENVELOPE_SIZE_DIGITS 20
 
-enum mmq_role { ROLE_POST, ROLE_BOUNCES, ROLE_OWNER, ROLE_REQUEST };
+/* join, leave, confirm: LIST-join@ (or -subscribe), LIST-leave@ (or
+ * -unsubscribe), LIST-confirm+TOKEN@ (email commands, process/command.c) */
+enum mmq_role {
+    ROLE_POST,
+    ROLE_BOUNCES,
+    ROLE_OWNER,
+    ROLE_REQUEST,
+    ROLE_JOIN,
+    ROLE_LEAVE,
+    ROLE_CONFIRM
+};
 
 struct envelope_rcpt {
     char *addr;

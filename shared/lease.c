@@ -291,8 +291,9 @@ int lease_split(const struct mmq_config *cfg, const char *stage,
     if (!me)
         return err_set(err, errlen, EINVAL, "node %s is not in nodes",
                        cfg->node);
-    if (slice_set_parse(strcmp(stage, "process") == 0 ? me->process
-                                                      : me->deliver,
+    if (slice_set_parse(strcmp(stage, "process") == 0  ? me->process
+                        : strcmp(stage, "bounce") == 0 ? me->bounce
+                                                       : me->deliver,
                         n, own, err, (unsigned)errlen) != 0)
         return -1;
     if (slice_set_parse(me->standby, n, standby, err, (unsigned)errlen) != 0) {

@@ -18,6 +18,11 @@ static const struct {
     {"-bounces", ROLE_BOUNCES},
     {"-owner", ROLE_OWNER},
     {"-request", ROLE_REQUEST},
+    {"-join", ROLE_JOIN},
+    {"-subscribe", ROLE_JOIN},
+    {"-leave", ROLE_LEAVE},
+    {"-unsubscribe", ROLE_LEAVE},
+    {"-confirm", ROLE_CONFIRM},
 };
 
 static int lower(int c)

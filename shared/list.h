@@ -30,14 +30,16 @@ int list_exists(const struct mmq_config *cfg, const char *name);
 /*
  * The role a recipient address gives for list: "LIST-bounces@..." (also
  * with a "+detail" extension, as with VERP) is bounces, "-owner" owner,
- * "-request" request, the list address itself post.  -1 if the address
+ * "-request" request, "-join" and "-subscribe" join, "-leave" and
+ * "-unsubscribe" leave, "-confirm" (with "+TOKEN") confirm, the list
+ * address itself post.  -1 if the address
  * is not one of this list's.
  */
 int list_role_of_recipient(const char *list, const char *rcpt,
                            enum mmq_role *role);
 
 /*
- * If name ends in "-bounces", "-owner" or "-request", cut it off into
+ * If name ends in one of the role suffixes above, cut it off into
  * stem and set *role; returns 1.  0 if there is no such suffix.
  */
 int list_split_suffix(const char *name, char *stem, enum mmq_role *role);

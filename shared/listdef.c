@@ -44,6 +44,7 @@ void listdef_free(struct listdef *ld)
     free(ld->members_path);
     free(ld->subject_prefix);
     free(ld->reply_to_address);
+    free(ld->help_file);
     for (i = 0; i < ld->nallowed; i++)
         free(ld->allowed[i]);
     free(ld->allowed);
@@ -152,6 +153,119 @@ static int get_bool(const struct ctx *c, config_setting_t *s, int *out)
     return 0;
 }
 
+/* A duration: a whole number of days, or a string "N" + s, m, h, d or w. */
+static int get_duration(const struct ctx *c, config_setting_t *s,
+                        int64_t *out)
+{
+    static const char units[] = "smhdw";
+    static const int64_t secs[] = {1, 60, 3600, 86400, 7 * 86400};
+    const char *v, *u;
+    char *end;
+    long long n;
+
+    if (config_setting_type(s) == CONFIG_TYPE_INT ||
+        config_setting_type(s) == CONFIG_TYPE_INT64) {
+        if (get_int(c, s, 0, 36500, &n))
+            return -1;
+        *out = (int64_t)n * 86400;
+        return 0;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return bad(c, s, "expected days, or a string like \"7d\" or \"12h\"");
+    v = config_setting_get_string(s);
+    n = strtoll(v, &end, 10);
+    if (end == v || n < 0 || !*end || end[1] || !(u = strchr(units, *end)) ||
+        n > 36500LL * 86400)
+        return bad(c, s, "expected a number and s, m, h, d or w, like \"7d\"");
+    *out = (int64_t)n * secs[u - units];
+    if (*out > 36500LL * 86400)
+        return bad(c, s, "out of range");
+    return 0;
+}
+
+/* The bounce_* settings (n without the prefix). */
+static int apply_bounce(const struct ctx *c, config_setting_t *s,
+                        const char *n, struct member_policy *b)
+{
+    long long v;
+
+    if (!strcmp(n, "processing"))
+        return get_bool(c, s, &b->processing);
+    if (!strcmp(n, "probe"))
+        return get_bool(c, s, &b->probe);
+    if (!strcmp(n, "notify_owner_on_disable"))
+        return get_bool(c, s, &b->notify_disable);
+    if (!strcmp(n, "notify_owner_on_removal"))
+        return get_bool(c, s, &b->notify_removal);
+    if (!strcmp(n, "unrecognized_goes_to_list_owner"))
+        return get_bool(c, s, &b->forward_unknown);
+    if (!strcmp(n, "info_stale_after"))
+        return get_duration(c, s, &b->stale_after);
+    if (!strcmp(n, "you_are_disabled_warnings_interval"))
+        return get_duration(c, s, &b->interval);
+    if (!strcmp(n, "you_are_disabled_warnings")) {
+        if (get_int(c, s, 0, 100, &v))
+            return -1;
+        b->warnings = (int)v;
+        return 0;
+    }
+    if (!strcmp(n, "score_threshold")) {
+        int t = config_setting_type(s);
+        if (t == CONFIG_TYPE_FLOAT)
+            b->threshold = config_setting_get_float(s);
+        else if (get_int(c, s, 1, 1000000, &v))
+            return -1;
+        else
+            b->threshold = (double)v;
+        if (!(b->threshold >= 1.0 && b->threshold <= 1000000.0))
+            return bad(c, s, "must be a number of at least 1");
+        return 0;
+    }
+    return bad(c, s, "unknown setting");
+}
+
+/* The settings of email commands (process/command.c). */
+static int apply_commands(const struct ctx *c, config_setting_t *s,
+                          const char *n, struct listdef *ld)
+{
+    static const char *const subs[] = {"confirm", "approve", "open",
+                                       "closed"};
+    static const char *const unsubs[] = {"confirm", "", "open"};
+    long long v;
+    int e;
+
+    if (!strcmp(n, "subscribe_policy")) {
+        if (get_enum(c, s, subs, 4, &e))
+            return -1;
+        ld->subscribe_policy = (enum list_sub_policy)e;
+        return 0;
+    }
+    if (!strcmp(n, "unsubscribe_policy")) {
+        if (get_enum(c, s, unsubs, 3, &e) || e == 1)
+            return e == 1 ? bad(c, s, "expected \"confirm\" or \"open\"")
+                          : -1;
+        ld->unsubscribe_policy = (enum list_sub_policy)e;
+        return 0;
+    }
+    if (!strcmp(n, "pending_request_life")) {
+        if (get_duration(c, s, &ld->pending_request_life))
+            return -1;
+        if (ld->pending_request_life < 60 ||
+            ld->pending_request_life > 365 * 86400)
+            return bad(c, s, "out of range (1 minute to 365 days)");
+        return 0;
+    }
+    if (!strcmp(n, "max_autoresponses_per_day")) {
+        if (get_int(c, s, 0, 1000, &v))
+            return -1;
+        ld->max_autoresponses_per_day = (int)v;
+        return 0;
+    }
+    if (!strcmp(n, "help_file"))
+        return get_str(c, s, &ld->help_file);
+    return bad(c, s, "unknown setting");
+}
+
 static int apply(const struct ctx *c, config_setting_t *s, struct listdef *ld)
 {
     static const char *const posters[] = {"members", "anyone", "list"};
@@ -225,7 +339,9 @@ static int apply(const struct ctx *c, config_setting_t *s, struct listdef *ld)
         return get_bool(c, s, &ld->archive);
     if (!strcmp(n, "verp"))
         return get_bool(c, s, &ld->verp);
-    return bad(c, s, "unknown setting");
+    if (!strncmp(n, "bounce_", 7))
+        return apply_bounce(c, s, n + 7, &ld->bounce);
+    return apply_commands(c, s, n, ld);
 }
 
 int listdef_load(const struct mmq_config *cfg, const char *name,
@@ -240,6 +356,9 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
     memset(ld, 0, sizeof(*ld));
     ld->per_entry = 500;
     ld->dmarc_quarantine = 1; /* as Mailman: quarantine is mitigated too */
+    member_policy_default(&ld->bounce);
+    ld->pending_request_life = 3 * 86400;
+    ld->max_autoresponses_per_day = 10;
     if (list_name_normalise(name, ld->name) != 0) {
         snprintf(err, errlen, "invalid list name \"%s\"", name);
         return -1;

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "member.h"
 
 enum list_action { ACT_HOLD, ACT_REJECT, ACT_DISCARD };
 enum list_posters { POSTERS_MEMBERS, POSTERS_ANYONE, POSTERS_LIST };
@@ -34,6 +35,8 @@ enum list_dmarc_action {
     DMARC_DISCARD,
     DMARC_NO_MITIGATION
 };
+/* subscribe_policy, unsubscribe_policy (email commands) */
+enum list_sub_policy { SUB_CONFIRM, SUB_APPROVE, SUB_OPEN, SUB_CLOSED };
 
 struct listdef {
     char name[LIST_NAME_MAX + 1];
@@ -62,6 +65,12 @@ struct listdef {
     int dmarc_none;           /* p=none triggers too (default no) */
     char *dmarc_notice;       /* reason in the rejection notice, or NULL */
     char *dmarc_wrapped_text; /* text/plain part of wrap_message, or NULL */
+    struct member_policy bounce; /* the bounce_* settings */
+    enum list_sub_policy subscribe_policy;   /* SUB_CONFIRM */
+    enum list_sub_policy unsubscribe_policy; /* SUB_CONFIRM or SUB_OPEN */
+    int64_t pending_request_life;            /* seconds (3 days) */
+    int max_autoresponses_per_day;           /* 10 */
+    char *help_file;                         /* NULL: LISTS_DIR/NAME.help */
 };
 
 int listdef_load(const struct mmq_config *cfg, const char *name,

@@ -122,7 +122,9 @@ for ((i = 0; i < 50; i++)); do
     grep -q 'no mmq-deliver runs for 8-15' "$T/ctl.out" && break
     sleep 0.1
 done
-is "$(wc -l <"$T/ctl.out")" 3 "slices, single node: a three-line summary"
+is "$(wc -l <"$T/ctl.out")" 4 "slices, single node: a four-line summary"
+grep -q '^bounce   slices 0-15 of 16: no mmq-bounce runs for 0-15; 0 waiting in bounces/$' "$T/ctl.out"
+ok $? "slices: the bounce stage counts bounces/"
 grep -q '^deliver  slices 0-15 of 16: no mmq-deliver runs for 8-15; 0 waiting in out/ and deferred/$' "$T/ctl.out"
 ok $? "slices: the slices without a runner as a range"
 diag "$OUT"

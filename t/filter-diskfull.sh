@@ -27,7 +27,7 @@ diag "free on the spool: $free bytes"
 # nothing_left NAME [EXCEPT]: no regular file in the spool but EXCEPT.
 nothing_left() {
     local files
-    files=$(find "$SPOOL" -type f ! -path "${2:-/nonexistent}")
+    files=$(find "$SPOOL" -type f ! -path "${2:-/nonexistent}" ! -path "$SPOOL/secret")
     is "$files" "" "$1: no partial entry anywhere in the spool"
     is "$(tmp_files)" "" "$1: tmp/ empty"
 }

@@ -16,7 +16,8 @@
 #      mail or <>), discard; members matched case-insensitively via From:
 #      or the envelope sender; allowed_posters; posters = "list"
 #   6  oversize with max_message_size
-#   7  owner and request mail forwarded unchanged to the owners
+#   7  owner mail forwarded unchanged to the owners; request mail is
+#      answered by the email commands (t/commands.sh), not forwarded
 #   8  VERP: "verp 1" in out/, one MAIL FROM per member at smtp-sink
 #   9  members file: junk lines, duplicates, CRLF; re-read when it changes
 #  10  recipients_per_entry = 7 for 50 members: 8 entries over many buckets
@@ -417,7 +418,10 @@ is "$(qstate)" "in=0 out=0 hold=0 bad=0" "oversize=discard: nothing queued"
 # ------------------------------------------------------------------ 7
 pl_list dev 'owners = ["owner1@example.com", "Owner2@example.org"];' \
     'subject_prefix = "[dev]";' 'others = "reject";'
-for role in owner request; do
+go "$W/stranger" -f stranger@example.net -r "dev-request@$D" dev
+is "$(qstate)|$(pl_rcpts "${OUTS[@]}" | tr '\n' ' ')" "in=0 out=1 hold=0 bad=0|stranger@example.net " \
+    "request mail: answered (help: no command in it), not forwarded to the owners"
+for role in owner; do
     go "$W/stranger" -f stranger@example.net -r "dev-$role@$D" dev
     is "$(qstate)|$(pl_rcpts "${OUTS[@]}" | tr '\n' ' ')" \
         "in=0 out=1 hold=0 bad=0|owner1@example.com Owner2@example.org " \

@@ -220,7 +220,7 @@ static void test_round_trips(void)
     envelope_free(&env);
 
     /* Every role. */
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i <= ROLE_CONFIRM; i++) {
         char what[64];
 
         base_env(&env);
