@@ -17,6 +17,12 @@
 #  2. mmq, a stream of 1,000 one-recipient messages (1,000 entries): msg/s;
 #     and a VERP post (1,000 recipients, entries of 500 marked verp 1 with
 #     mkentry -V): one transaction per recipient, RCPT/s.
+#  2b. VERP posts of 1,000 and 10,000 members (mkentry -V), in entries of
+#     the size mmq-process makes for a VERP post (recipients_per_entry 500,
+#     at most members / (2 x connections): 125 for 1,000 with 4
+#     connections; VERP_SPLIT=0: entries of 500, as before that rule);
+#     RCPT/s, against the one-recipient floor (smtp-source -d -s 10 -r 1),
+#     and how many connections (workers) had entries to send.
 #  3. the floor, smtp-source into the same sink (see man smtp-source):
 #       smtp-source -s 10 -m 200 -r 1000 -l 4096      RCPT/s
 #         (-s 10: 10 sessions in parallel; -m 200: 200 messages in all;
@@ -63,6 +69,8 @@
 #   BENCH_WIRE=auto  section 8: auto (if tcpdump and python3), 1, 0
 #   BENCH_KEEP=1     keep the temporary directory
 #   BENCH_ENFORCE=1  exit 3 when a goal ratio is below 0.5
+#   BENCH_QUICK=1    sections 1 to 4 only (skip 5 to 8)
+#   VERP_SPLIT=1     section 2b: entries as mmq-process cuts a VERP post
 #   SMTP_SINK=/usr/sbin/smtp-sink SMTP_SOURCE=/usr/sbin/smtp-source CC=cc
 set -euo pipefail
 
@@ -440,6 +448,40 @@ else
     echo "  (VERP: one transaction per recipient, each with its own sender, whatever recipients_per_transaction says)"
 fi
 
+# verp_entry_size N: recipients per entry for a VERP post of N members
+# (process/post.c entry_size(), connections = 4 as in CONF_DEF)
+verp_entry_size() {
+    local n=$1 c=4 s
+    if [ "${VERP_SPLIT:-1}" = 0 ]; then
+        echo 500
+        return
+    fi
+    s=$(((n + 2 * c - 1) / (2 * c)))
+    [ "$s" -gt 0 ] && [ "$s" -lt 500 ] && echo "$s" || echo 500
+}
+if [ "$HAVE_VERP" = 1 ]; then
+    say "2b. VERP posts: one transaction per member, entries as the list stage cuts them"
+    "$CC" -O2 -Wall -Wextra -shared -fPIC -o "$W/rss-at-exit.so" "$srcdir/bench/rss-at-exit.c" ||
+        die "cannot compile bench/rss-at-exit.c"
+    SENDER_SAVE=$SENDER
+    SENDER=bench-bounces@lists.example.org
+    for nv in 1000 10000; do
+        pv=$(verp_entry_size "$nv")
+        measure_mmq "verp$nv" "$CONF_DEF" "$D/a" "$nv" "$pv" 1 -V
+        # one more run under bench/rss-at-exit.c, which logs every process
+        # of the tree at its exit: the workers are the master's children
+        queue "$CONF_DEF" "$nv" "$pv" -V
+        rm -f "$W/verp-procs"
+        deliver "$CONF_DEF" "$D/a" "$nv" "$nv" RSS_AT_EXIT_LOG="$W/verp-procs" LD_PRELOAD="$W/rss-at-exit.so"
+        nwk=$(awk '{ split($1, a, "="); split($2, b, "="); pid[a[2]] = 1; par[a[2]] = b[2] }
+            END { for (p in pid) if (!(par[p] in pid)) m = p; for (p in pid) n += (par[p] == m); print n + 0 }' "$W/verp-procs")
+        printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "VERP $nv members, entries of $pv" \
+            "${T[verp$nv]}" "$(rate "$nv" "${T[verp$nv]}")" "$(runs_list "verp$nv")"
+        echo "  worker processes (one more run, under bench/rss-at-exit.c): $nwk, for 4 connections"
+    done
+    SENDER=$SENDER_SAVE
+fi
+
 say "3. the floor: smtp-source into the same sink"
 measure_source floor_rcpt "$D/a" "$A_PORT" 200 200000 -s 10 -m 200 -r 1000 -l 4096
 printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "smtp-source -s 10 -m 200 -r 1000 -l 4096" \
@@ -471,6 +513,22 @@ printf '  %-30s %8s / %8s           = %5s   (against smtp-source -d -s 4)\n' "on
     "$(rate 1000 "${T[stream]}")" "$(rate 1000 "${T[ref_msg]}")" "$(ratio "$(rate 1000 "${T[stream]}")" "$(rate 1000 "${T[ref_msg]}")")"
 printf '  %-30s %8.1f ms per transaction per connection (4 connections)\n' "mmq, one-recipient stream" \
     "$(awk -v t="${T[stream]}" 'BEGIN { print t * 4 / 1000 * 1000 }')"
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    say "summary (BENCH_QUICK=1: sections 5 to 8 skipped)"
+    echo "mmq-deliver vs smtp-source into smtp-sink on 127.0.0.1, median of $REPEAT runs"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '%-30s %8s %8s %6s\n' "" mmq floor ratio
+    printf '%-30s %8s %8s %6s\n' "list post, RCPT/s" "$(rate 10000 "${T[post]}")" "$(rate 200000 "${T[floor_rcpt]}")" "$R_RCPT"
+    printf '%-30s %8s %8s %6s\n' "one-recipient stream, msg/s" "$(rate 1000 "${T[stream]}")" "$(rate 1000 "${T[floor_msg]}")" "$R_MSG"
+    if [ "$HAVE_VERP" = 1 ]; then
+        for nv in 1000 10000; do
+            printf '%-30s %8s %8s %6s\n' "VERP $nv (entries of $(verp_entry_size $nv)), RCPT/s" "$(rate "$nv" "${T[verp$nv]}")" \
+                "$(rate 1000 "${T[floor_msg]}")" "$(ratio "$(rate "$nv" "${T[verp$nv]}")" "$(rate 1000 "${T[floor_msg]}")")"
+        done
+    fi
+    exit 0
+fi
 
 say "5. mmq without PIPELINING (smtp-sink -p): one post of 10,000 recipients"
 "$MMQCTL" -c "$CONF_NOPIPE" init >/dev/null 2>&1 || true
