@@ -11,7 +11,7 @@
 #
 #  1. mmq, one list post: 10,000 recipients queued as entries of 500
 #     (t/tools/mkentry), a 4 KiB message, delivered by `mmq-deliver -1`
-#     (drain out/ and exit) with the default settings (connections = 4,
+#     (drain out/ and exit) with the default settings (connections = 10,
 #     recipients_per_transaction = 500): wall time from start to exit and
 #     RCPT/s; the sink's dumps must hold exactly 10,000 recipients.
 #  2. mmq, a stream of 1,000 one-recipient messages (1,000 entries): msg/s;
@@ -19,8 +19,9 @@
 #     mkentry -V): one transaction per recipient, RCPT/s.
 #  2b. VERP posts of 1,000 and 10,000 members (mkentry -V), in entries of
 #     the size mmq-process makes for a VERP post (recipients_per_entry 500,
-#     at most members / (2 x connections): 125 for 1,000 with 4
-#     connections; VERP_SPLIT=0: entries of 500, as before that rule);
+#     at most members / (2 x connections), at least 20: 50 for 1,000
+#     with the default 10 connections; VERP_SPLIT=0: entries of 500, as
+#     before that rule);
 #     RCPT/s, against the one-recipient floor (smtp-source -d -s 10 -r 1),
 #     and how many connections (workers) had entries to send.
 #  3. the floor, smtp-source into the same sink (see man smtp-source):
@@ -424,13 +425,13 @@ source_run "$D/a" "$A_PORT" 10 10 -d -s 10 -m 10 -r 1 -l 4096
 # ------------------------------------------------------------- 1, 2, 3
 say "1. mmq: one post of 10,000 recipients (entries of 500), default settings"
 measure_mmq post "$CONF_DEF" "$D/a" 10000 500 500
-printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "mmq-deliver -1, connections 4, rcpt/txn 500" \
+printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "mmq-deliver -1, connections 10, rcpt/txn 500" \
     "${T[post]}" "$(rate 10000 "${T[post]}")" "$(runs_list post)"
 echo "  sink: 20 transactions, 10000 recipients recorded (checked on every run)"
 
 say "2. mmq: a stream of 1,000 one-recipient messages (1,000 entries)"
 measure_mmq stream "$CONF_DEF" "$D/a" 1000 1 500
-printf '  %-44s %7.3f s %8s msg/s    (runs: %s s)\n' "mmq-deliver -1, connections 4" \
+printf '  %-44s %7.3f s %8s msg/s    (runs: %s s)\n' "mmq-deliver -1, connections 10" \
     "${T[stream]}" "$(rate 1000 "${T[stream]}")" "$(runs_list stream)"
 
 # VERP: each recipient is its own transaction (own envelope sender)
@@ -449,15 +450,16 @@ else
 fi
 
 # verp_entry_size N: recipients per entry for a VERP post of N members
-# (process/post.c entry_size(), connections = 4 as in CONF_DEF)
+# (process/post.c entry_size(); CONF_DEF has the default connections, 10)
 verp_entry_size() {
-    local n=$1 c=4 s
+    local n=$1 c=10 s
     if [ "${VERP_SPLIT:-1}" = 0 ]; then
         echo 500
         return
     fi
     s=$(((n + 2 * c - 1) / (2 * c)))
-    [ "$s" -gt 0 ] && [ "$s" -lt 500 ] && echo "$s" || echo 500
+    [ "$s" -lt 20 ] && s=20
+    [ "$s" -lt 500 ] && echo "$s" || echo 500
 }
 if [ "$HAVE_VERP" = 1 ]; then
     say "2b. VERP posts: one transaction per member, entries as the list stage cuts them"
@@ -477,7 +479,7 @@ if [ "$HAVE_VERP" = 1 ]; then
             END { for (p in pid) if (!(par[p] in pid)) m = p; for (p in pid) n += (par[p] == m); print n + 0 }' "$W/verp-procs")
         printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "VERP $nv members, entries of $pv" \
             "${T[verp$nv]}" "$(rate "$nv" "${T[verp$nv]}")" "$(runs_list "verp$nv")"
-        echo "  worker processes (one more run, under bench/rss-at-exit.c): $nwk, for 4 connections"
+        echo "  worker processes (one more run, under bench/rss-at-exit.c): $nwk, for 10 connections"
     done
     SENDER=$SENDER_SAVE
 fi

@@ -160,10 +160,13 @@ static void archive(struct post *p, const struct buf *msg);
 /*
  * Recipients per out/ entry: recipients_per_entry; for a VERP post (one
  * transaction per recipient) at most n / (2 x connections), rounded up,
- * so that every connection of mmq-deliver gets entries to work on (an
- * entry is one connection's work): 1,000 members with 4 connections make
- * 8 entries of 125, not 2 of 500.
+ * but not under VERP_ENTRY_MIN, so that every connection of mmq-deliver
+ * gets entries to work on (an entry is one connection's work): 1,000
+ * members with 10 connections make 20 entries of 50, not 2 of 500.
+ * Below VERP_ENTRY_MIN an entry's own cost (create, fsync, claim,
+ * remove) weighs as much as its transactions.
  */
+#define VERP_ENTRY_MIN 20
 static size_t entry_size(const struct post *p, size_t n, int verp)
 {
     size_t per = (size_t)p->ld.per_entry, conns, split;
@@ -172,7 +175,9 @@ static size_t entry_size(const struct post *p, size_t n, int verp)
         return per;
     conns = p->ctx->cfg->connections > 0 ? (size_t)p->ctx->cfg->connections : 1;
     split = (n + 2 * conns - 1) / (2 * conns);
-    return split > 0 && split < per ? split : per;
+    if (split < VERP_ENTRY_MIN)
+        split = VERP_ENTRY_MIN;
+    return split < per ? split : per;
 }
 
 /* Stage the out/ entries for rcpt[0..n) (1), mark the in/ entry (2). */

@@ -20,7 +20,7 @@
 # also land while the server holds a complete message it has not yet
 # acknowledged: the classic source of a duplicate.
 #
-# Then the same for a VERP post (DL_KILL_VERP_ROUNDS rounds, default 10):
+# Then the same for a VERP post (DL_KILL_VERP_ROUNDS rounds, default 8):
 # 400 recipients in entries of 50 (what mmq-process makes of a VERP post
 # of 400 with 4 connections) marked verp 1, one transaction per
 # recipient, progress recorded in each entry's journal: the duplicates
@@ -35,7 +35,7 @@ set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/deliver-lib2.sh"
 
 ROUNDS=${DL_KILL_ROUNDS:-24}
-VERP_ROUNDS=${DL_KILL_VERP_ROUNDS:-10}
+VERP_ROUNDS=${DL_KILL_VERP_ROUNDS:-8}
 NRCPT=5000
 PER_ENTRY=500
 PER_TXN=100
