@@ -34,6 +34,7 @@
 #include "config.h"
 
 #define SMTP_TEXT_MAX 256
+#define SMTP_PREFIX_MAX 4096
 
 struct smtp_rcpt_result {
     int code;                 /* SMTP reply code, 0: no reply */
@@ -49,6 +50,10 @@ struct smtp_txn {
     int fd; /* the message: bytes [off, off + size) */
     off_t off;
     int64_t size;
+    /* sent as is before the message (per-member header lines, CRLF, at
+     * most SMTP_PREFIX_MAX bytes; see member.h), or NULL */
+    const char *prefix;
+    size_t prefix_len;
     void *user;
     /* output */
     int completed;                /* the server answered the end of DATA */

@@ -41,6 +41,7 @@
 #include "lease.h"
 #include "list.h"
 #include "log.h"
+#include "member.h"
 #include "retry.h"
 #include "smtp.h"
 
@@ -78,6 +79,7 @@ struct wtxn {
     struct went *e;
     size_t *idx;       /* t.rcpt[k] is e->env.rcpt[idx[k]] */
     char *verp;        /* the VERP sender of a one-recipient txn, or NULL */
+    struct buf hdr;    /* per-member header lines (member.h), or empty */
     const char **rcpt; /* the array behind t.rcpt */
 };
 
@@ -631,8 +633,8 @@ static int add_txns(struct batch *b, struct went *e, int only_again, size_t per,
 {
     size_t i = 0;
 
-    if (e->env.verp)
-        per = 1; /* each recipient has its own envelope sender */
+    if (e->env.verp || e->env.member_header)
+        per = 1; /* each recipient has its own sender or header */
     while (i < e->env.nrcpt) {
         struct wtxn *w;
         size_t k = 0;
@@ -678,6 +680,14 @@ static int add_txns(struct batch *b, struct went *e, int only_again, size_t per,
                 return -1;
             w->t.sender = w->verp;
         }
+        buf_init(&w->hdr);
+        if (e->env.member_header) {
+            if (member_headers(&e->env, w->rcpt[0], &w->hdr) != 0 ||
+                w->hdr.len > SMTP_PREFIX_MAX)
+                return -1;
+            w->t.prefix = w->hdr.data;
+            w->t.prefix_len = w->hdr.len;
+        }
         w->t.fd = e->src;
         w->t.off = e->body_off;
         w->t.size = e->size;
@@ -696,6 +706,8 @@ static void free_txns(struct wtxn **tx, size_t nt)
         free(tx[i]->idx);
         free(tx[i]->rcpt);
         tx[i]->rcpt = NULL;
+        buf_free(&tx[i]->hdr);
+        tx[i]->t.prefix = NULL;
         /* res stays: e->why points into it until the batch ends */
     }
 }

@@ -59,6 +59,7 @@ void envelope_free(struct envelope *env)
     free(env->sender);
     free(env->last_error);
     free(env->mbox_from);
+    free(env->member_header);
     for (i = 0; i < env->nrcpt; i++) {
         free(env->rcpt[i].addr);
         free(env->rcpt[i].extra);
@@ -174,6 +175,9 @@ int envelope_format(const struct envelope *env, struct buf *out,
     if (env->last_error && put_kv(out, "last-error", env->last_error))
         return -1;
     if (env->mbox_from && put_kv(out, "mbox-from", env->mbox_from))
+        return -1;
+    if (env->member_header &&
+        put_kv(out, "member-header", env->member_header))
         return -1;
     /* flags: written only when set, so common entries stay short */
     if ((env->verp && buf_printf(out, "verp %d\n", env->verp)) ||
@@ -295,6 +299,7 @@ enum seen_bit {
     SEEN_APPROVED = 1 << 11,
     SEEN_EXPANDED = 1 << 12,
     SEEN_HELD = 1 << 13,
+    SEEN_MEMBERHDR = 1 << 14,
 };
 #define SEEN_REQUIRED                                                          \
     (SEEN_LIST | SEEN_ROLE | SEEN_SENDER | SEEN_ARRIVAL | SEEN_SIZE)
@@ -385,6 +390,8 @@ static int parse_line(struct envelope *env, const char *line, size_t n,
         bit = SEEN_LASTERR, strfield = &env->last_error;
     else if (key_is(k, kn, "mbox-from"))
         bit = SEEN_MBOX, strfield = &env->mbox_from;
+    else if (key_is(k, kn, "member-header"))
+        bit = SEEN_MEMBERHDR, strfield = &env->member_header;
     else if (key_is(k, kn, "role"))
         bit = SEEN_ROLE;
     else if (key_is(k, kn, "arrival"))

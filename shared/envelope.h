@@ -15,6 +15,8 @@
  *     last-error 4.4.1%20connection%20refused   (optional)
  *     mbox-from From%20alice@example.org%20Sat%20Nov...  (optional)
  *     verp 1                     (optional) per-recipient bounce sender
+ *     member-header X-Member     (optional) per-member header field, see
+ *                                deliver/member.h
  *     approved 1                 (optional) released by the postmaster
  *     expanded 12                (optional) list stage: 12 out/ entries staged
  *     held 3600                  (optional) seconds spent in hold/ so far:
@@ -72,6 +74,7 @@ struct envelope {
     int64_t held;     /* seconds spent in hold/ (not counted in lifetime) */
     char *last_error; /* NULL: none */
     char *mbox_from;  /* the MTA's leading "From " line, no line end */
+    char *member_header; /* per-member header field name, or NULL */
     int64_t size;     /* message bytes after the envelope */
     struct envelope_rcpt *rcpt;
     size_t nrcpt;
