@@ -24,6 +24,9 @@
 #     before that rule);
 #     RCPT/s, against the one-recipient floor (smtp-source -d -s 10 -r 1),
 #     and how many connections (workers) had entries to send.
+#  2c. a stream arriving one at a time: 1,000 one-recipient entries made
+#     one after the other (one mkentry each) while the agent runs as a
+#     daemon: wall time and the number of SMTP sessions that carried them.
 #  3. the floor, smtp-source into the same sink (see man smtp-source):
 #       smtp-source -s 10 -m 200 -r 1000 -l 4096      RCPT/s
 #         (-s 10: 10 sessions in parallel; -m 200: 200 messages in all;
@@ -484,6 +487,41 @@ if [ "$HAVE_VERP" = 1 ]; then
     SENDER=$SENDER_SAVE
 fi
 
+# 2c. a stream arriving one at a time: the agent runs as a daemon while
+# 1,000 one-recipient entries are made one after the other (one mkentry
+# process each, as one mmq-filter per message would); how many SMTP
+# sessions (worker processes, logged by bench/rss-at-exit.c) carried them
+say "2c. a stream arriving one at a time: 1,000 one-recipient entries, one mkentry each, agent running"
+"$CC" -O2 -Wall -Wextra -shared -fPIC -o "$W/rss-at-exit.so" "$srcdir/bench/rss-at-exit.c" ||
+    die "cannot compile bench/rss-at-exit.c"
+clear_dumps "$D/a"
+rm -f "$W/stream-procs"
+env RSS_AT_EXIT_LOG="$W/stream-procs" LD_PRELOAD="$W/rss-at-exit.so" \
+    "$DELIVER" -c "$CONF_DEF" -e 2>"$W/daemon.log" &
+BG_PID=$!
+sleep 0.5
+t0=$EPOCHREALTIME
+for ((i = 1; i <= 1000; i++)); do
+    printf 'member%06d@example.net\n' "$i" >"$W/one"
+    "$MKENTRY" -c "$CONF_DEF" -f "$SENDER" -n 1 "$W/one" <"$W/msg" >/dev/null || die "mkentry failed"
+done
+t_made=$EPOCHREALTIME
+for ((i = 0; i < 1200; i++)); do
+    [ "$(dump_counts "$D/a")" = "1000 1000" ] && break
+    sleep 0.1
+done
+t1=$EPOCHREALTIME
+[ "$(dump_counts "$D/a")" = "1000 1000" ] || die "stream: the sink recorded $(dump_counts "$D/a") after 120 s"
+kill -TERM "$BG_PID"
+wait "$BG_PID" || true
+BG_PID=
+STREAM_SESSIONS=$(awk '{ split($1, a, "="); split($2, b, "="); pid[a[2]] = 1; par[a[2]] = b[2] }
+    END { for (p in pid) if (!(par[p] in pid)) m = p; for (p in pid) n += (par[p] == m); print n + 0 }' "$W/stream-procs")
+STREAM_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+printf '  %-44s %7.3f s (arrivals over %.3f s) %6s msg/s\n' "1,000 entries made one at a time" \
+    "$STREAM_WALL" "$(awk -v a="$t0" -v b="$t_made" 'BEGIN { print b - a }')" "$(rate 1000 "$STREAM_WALL")"
+echo "  SMTP sessions (worker processes): $STREAM_SESSIONS, $(awk -v s="$STREAM_SESSIONS" 'BEGIN { printf "%.2f", 1000 / (s ? s : 1) }') entries per session"
+
 say "3. the floor: smtp-source into the same sink"
 measure_source floor_rcpt "$D/a" "$A_PORT" 200 200000 -s 10 -m 200 -r 1000 -l 4096
 printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "smtp-source -s 10 -m 200 -r 1000 -l 4096" \
@@ -523,6 +561,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     printf '%-30s %8s %8s %6s\n' "" mmq floor ratio
     printf '%-30s %8s %8s %6s\n' "list post, RCPT/s" "$(rate 10000 "${T[post]}")" "$(rate 200000 "${T[floor_rcpt]}")" "$R_RCPT"
     printf '%-30s %8s %8s %6s\n' "one-recipient stream, msg/s" "$(rate 1000 "${T[stream]}")" "$(rate 1000 "${T[floor_msg]}")" "$R_MSG"
+    printf '%-30s %8s sessions for 1,000 entries (%s s)\n' "stream arriving one at a time" "$STREAM_SESSIONS" "$STREAM_WALL"
     if [ "$HAVE_VERP" = 1 ]; then
         for nv in 1000 10000; do
             printf '%-30s %8s %8s %6s\n' "VERP $nv (entries of $(verp_entry_size $nv)), RCPT/s" "$(rate "$nv" "${T[verp$nv]}")" \

@@ -72,6 +72,7 @@ struct went {
     size_t txns_left;
     int finalized;
     struct journal j; /* settled recipients, opened at the first */
+    int journaled;    /* we made a journal for it (claiming folds any) */
 };
 
 struct wtxn {
@@ -89,7 +90,7 @@ struct batch {
     struct went *e;
     size_t ne;
     char session_err[SMTP_TEXT_MAX + 64];
-    int cut_off; /* the spool cannot be written at all: stop sending */
+    int cut_off;       /* the spool cannot be written at all: stop sending */
     unsigned unsynced; /* transactions journaled since the last sync */
     double last_sync;
 };
@@ -323,13 +324,16 @@ static int journal_settled(struct batch *b, struct wtxn *w)
 
     for (k = 0; k < w->t.nrcpt; k++) {
         size_t i = w->idx[k];
-        if (e->state[i] != R_SENT && !(e->state[i] == R_FAILED && e->reported[i]))
+        int settled = e->state[i] == R_SENT ||
+                      (e->state[i] == R_FAILED && e->reported[i]);
+        if (!settled)
             continue;
         if (e->j.fd < 0 &&
             journal_open(b->sp, e->c.qn.name, &e->j, err, sizeof(err)) != 0) {
             log_error("%s: cannot record progress: %s", e->c.qn.name, err);
             return -1;
         }
+        e->journaled = 1;
         if (journal_append(&e->j, i, e->env.rcpt[i].addr) != 0) {
             log_error("%s: cannot record progress in its journal: %s",
                       e->c.qn.name, strerror(errno));
@@ -396,7 +400,7 @@ static void finalize(struct batch *b, struct went *e)
             b_removed[bk] = 1;
         /* after the entry: a crash in between leaves an orphaned journal
          * (journal_clean()), never an entry without its journal */
-        if (journal_remove(b->sp, e->c.qn.name) != 0)
+        if (e->journaled && journal_remove(b->sp, e->c.qn.name) != 0)
             log_error("%s: cannot remove its journal: %s", e->c.qn.name,
                       strerror(errno));
         log_info("%s: removed", e->c.qn.name);

@@ -176,8 +176,7 @@ int envelope_format(const struct envelope *env, struct buf *out,
         return -1;
     if (env->mbox_from && put_kv(out, "mbox-from", env->mbox_from))
         return -1;
-    if (env->member_header &&
-        put_kv(out, "member-header", env->member_header))
+    if (env->member_header && put_kv(out, "member-header", env->member_header))
         return -1;
     /* flags: written only when set, so common entries stay short */
     if ((env->verp && buf_printf(out, "verp %d\n", env->verp)) ||

@@ -30,6 +30,21 @@ static int journal_path(const char *name, char *out, size_t outlen)
     return 0;
 }
 
+/* journal/ must be a real directory: the spool's own checks
+ * (spool_open()) cover the queues, not this one, made on demand. */
+static int dir_ok(struct spool *sp)
+{
+    struct stat st;
+
+    if (fstatat(sp->fd, JOURNAL_DIR, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode) || (st.st_mode & S_IWOTH)) {
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
+}
+
 void journal_init(struct journal *j)
 {
     j->fd = -1;
@@ -130,6 +145,11 @@ int journal_apply(struct spool *sp, const char *name, struct envelope *env,
     *found = 1;
     buf_init(&b);
     buf_init(&enc);
+    if (dir_ok(sp) != 0) {
+        err_set(err, errlen, errno, "%s/%s: not a safe directory: %s", sp->path,
+                JOURNAL_DIR, strerror(errno));
+        goto out;
+    }
     if (read_all(fd, &b) != 0) {
         err_set(err, errlen, errno, "%s: %s", rel, strerror(errno));
         goto out;
@@ -196,6 +216,9 @@ int journal_open(struct spool *sp, const char *name, struct journal *j,
     if (journal_path(name, rel, sizeof(rel)) != 0)
         return err_set(err, errlen, EINVAL, "%s: not an entry name", name);
     snprintf(dir, sizeof(dir), "%s/%.2s", JOURNAL_DIR, name + 18);
+    if (dir_ok(sp) != 0)
+        return err_set(err, errlen, errno, "%s/%s: not a safe directory: %s",
+                       sp->path, JOURNAL_DIR, strerror(errno));
     fd = openat(sp->fd, rel, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         if (make_dir(sp->fd, JOURNAL_DIR) != 0 || make_dir(sp->fd, dir) != 0)
