@@ -112,6 +112,8 @@ static int env_equal(const struct envelope *a, const struct envelope *b)
         DIFF("last-error");
     if (!str_eq(a->mbox_from, b->mbox_from))
         DIFF("mbox-from");
+    if (!str_eq(a->member_header, b->member_header))
+        DIFF("member-header");
     if (a->size != b->size)
         DIFF("size");
     if (a->nrcpt != b->nrcpt)
@@ -242,6 +244,7 @@ static void test_round_trips(void)
     envelope_set(&env.last_error, bytes);
     envelope_set(&env.mbox_from, "From alice@example.org  Sat Nov 23 "
                                  "12:00:00 2024\r\n\t%");
+    envelope_set(&env.member_header, bytes);
     envelope_add_rcpt(&env, bytes, NULL);
     envelope_add_rcpt(&env, "%41 %", NULL);
     envelope_add_rcpt(&env, "", NULL);
@@ -456,6 +459,7 @@ static void test_rejects(void)
         "recoveries 1\n",
         "last-error x\n",
         "mbox-from x\n",
+        "member-header X-Member\n",
     };
     struct buf b;
     size_t i;
