@@ -607,11 +607,11 @@ static int claim_entry(struct batch *b, const char *fname, struct went *e)
      * disk.  Only after a crash or a stop. */
     if (e->c.journal) {
         size_t settled = e->c.settled;
-        int rc = queue_rewrite(&e->c, &e->env, err, sizeof(err));
+        int fold = queue_rewrite(&e->c, &e->env, err, sizeof(err));
         /* then read it again: the message now starts elsewhere */
         envelope_free(&e->env);
-        if (rc != 0 || queue_claim_read(&e->c, &e->env, &e->body_off, err,
-                                        sizeof(err)) != 0) {
+        if (fold != 0 || queue_claim_read(&e->c, &e->env, &e->body_off, err,
+                                          sizeof(err)) != 0) {
             log_error("%s: cannot fold its journal: %s", e->c.qn.name, err);
             queue_unclaim(&e->c, err, sizeof(err));
             envelope_free(&e->env);
