@@ -11,12 +11,22 @@
 #
 #  1. mmq, one list post: 10,000 recipients queued as entries of 500
 #     (t/tools/mkentry), a 4 KiB message, delivered by `mmq-deliver -1`
-#     (drain out/ and exit) with the default settings (connections = 4,
+#     (drain out/ and exit) with the default settings (connections = 10,
 #     recipients_per_transaction = 500): wall time from start to exit and
 #     RCPT/s; the sink's dumps must hold exactly 10,000 recipients.
 #  2. mmq, a stream of 1,000 one-recipient messages (1,000 entries): msg/s;
 #     and a VERP post (1,000 recipients, entries of 500 marked verp 1 with
 #     mkentry -V): one transaction per recipient, RCPT/s.
+#  2b. VERP posts of 1,000 and 10,000 members (mkentry -V), in entries of
+#     the size mmq-process makes for a VERP post (recipients_per_entry 500,
+#     at most members / (2 x connections), at least 20: 50 for 1,000
+#     with the default 10 connections; VERP_SPLIT=0: entries of 500, as
+#     before that rule);
+#     RCPT/s, against the one-recipient floor (smtp-source -d -s 10 -r 1),
+#     and how many connections (workers) had entries to send.
+#  2c. a stream arriving one at a time: 1,000 one-recipient entries made
+#     one after the other (one mkentry each) while the agent runs as a
+#     daemon: wall time and the number of SMTP sessions that carried them.
 #  3. the floor, smtp-source into the same sink (see man smtp-source):
 #       smtp-source -s 10 -m 200 -r 1000 -l 4096      RCPT/s
 #         (-s 10: 10 sessions in parallel; -m 200: 200 messages in all;
@@ -63,6 +73,8 @@
 #   BENCH_WIRE=auto  section 8: auto (if tcpdump and python3), 1, 0
 #   BENCH_KEEP=1     keep the temporary directory
 #   BENCH_ENFORCE=1  exit 3 when a goal ratio is below 0.5
+#   BENCH_QUICK=1    sections 1 to 4 only (skip 5 to 8)
+#   VERP_SPLIT=1     section 2b: entries as mmq-process cuts a VERP post
 #   SMTP_SINK=/usr/sbin/smtp-sink SMTP_SOURCE=/usr/sbin/smtp-source CC=cc
 set -euo pipefail
 
@@ -416,13 +428,13 @@ source_run "$D/a" "$A_PORT" 10 10 -d -s 10 -m 10 -r 1 -l 4096
 # ------------------------------------------------------------- 1, 2, 3
 say "1. mmq: one post of 10,000 recipients (entries of 500), default settings"
 measure_mmq post "$CONF_DEF" "$D/a" 10000 500 500
-printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "mmq-deliver -1, connections 4, rcpt/txn 500" \
+printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "mmq-deliver -1, connections 10, rcpt/txn 500" \
     "${T[post]}" "$(rate 10000 "${T[post]}")" "$(runs_list post)"
 echo "  sink: 20 transactions, 10000 recipients recorded (checked on every run)"
 
 say "2. mmq: a stream of 1,000 one-recipient messages (1,000 entries)"
 measure_mmq stream "$CONF_DEF" "$D/a" 1000 1 500
-printf '  %-44s %7.3f s %8s msg/s    (runs: %s s)\n' "mmq-deliver -1, connections 4" \
+printf '  %-44s %7.3f s %8s msg/s    (runs: %s s)\n' "mmq-deliver -1, connections 10" \
     "${T[stream]}" "$(rate 1000 "${T[stream]}")" "$(runs_list stream)"
 
 # VERP: each recipient is its own transaction (own envelope sender)
@@ -439,6 +451,76 @@ else
         "${T[verp]}" "$(rate 1000 "${T[verp]}")" "$(runs_list verp)"
     echo "  (VERP: one transaction per recipient, each with its own sender, whatever recipients_per_transaction says)"
 fi
+
+# verp_entry_size N: recipients per entry for a VERP post of N members
+# (process/post.c entry_size(); CONF_DEF has the default connections, 10)
+verp_entry_size() {
+    local n=$1 c=10 s
+    if [ "${VERP_SPLIT:-1}" = 0 ]; then
+        echo 500
+        return
+    fi
+    s=$(((n + 2 * c - 1) / (2 * c)))
+    [ "$s" -lt 20 ] && s=20
+    [ "$s" -lt 500 ] && echo "$s" || echo 500
+}
+if [ "$HAVE_VERP" = 1 ]; then
+    say "2b. VERP posts: one transaction per member, entries as the list stage cuts them"
+    "$CC" -O2 -Wall -Wextra -shared -fPIC -o "$W/rss-at-exit.so" "$srcdir/bench/rss-at-exit.c" ||
+        die "cannot compile bench/rss-at-exit.c"
+    SENDER_SAVE=$SENDER
+    SENDER=bench-bounces@lists.example.org
+    for nv in 1000 10000; do
+        pv=$(verp_entry_size "$nv")
+        measure_mmq "verp$nv" "$CONF_DEF" "$D/a" "$nv" "$pv" 1 -V
+        # one more run under bench/rss-at-exit.c, which logs every process
+        # of the tree at its exit: the workers are the master's children
+        queue "$CONF_DEF" "$nv" "$pv" -V
+        rm -f "$W/verp-procs"
+        deliver "$CONF_DEF" "$D/a" "$nv" "$nv" RSS_AT_EXIT_LOG="$W/verp-procs" LD_PRELOAD="$W/rss-at-exit.so"
+        nwk=$(awk '{ split($1, a, "="); split($2, b, "="); pid[a[2]] = 1; par[a[2]] = b[2] }
+            END { for (p in pid) if (!(par[p] in pid)) m = p; for (p in pid) n += (par[p] == m); print n + 0 }' "$W/verp-procs")
+        printf '  %-44s %7.3f s %8s RCPT/s   (runs: %s s)\n' "VERP $nv members, entries of $pv" \
+            "${T[verp$nv]}" "$(rate "$nv" "${T[verp$nv]}")" "$(runs_list "verp$nv")"
+        echo "  worker processes (one more run, under bench/rss-at-exit.c): $nwk, for 10 connections"
+    done
+    SENDER=$SENDER_SAVE
+fi
+
+# 2c. a stream arriving one at a time: the agent runs as a daemon while
+# 1,000 one-recipient entries are made one after the other (one mkentry
+# process each, as one mmq-filter per message would); how many SMTP
+# sessions (worker processes, logged by bench/rss-at-exit.c) carried them
+say "2c. a stream arriving one at a time: 1,000 one-recipient entries, one mkentry each, agent running"
+"$CC" -O2 -Wall -Wextra -shared -fPIC -o "$W/rss-at-exit.so" "$srcdir/bench/rss-at-exit.c" ||
+    die "cannot compile bench/rss-at-exit.c"
+clear_dumps "$D/a"
+rm -f "$W/stream-procs"
+env RSS_AT_EXIT_LOG="$W/stream-procs" LD_PRELOAD="$W/rss-at-exit.so" \
+    "$DELIVER" -c "$CONF_DEF" -e 2>"$W/daemon.log" &
+BG_PID=$!
+sleep 0.5
+t0=$EPOCHREALTIME
+for ((i = 1; i <= 1000; i++)); do
+    printf 'member%06d@example.net\n' "$i" >"$W/one"
+    "$MKENTRY" -c "$CONF_DEF" -f "$SENDER" -n 1 "$W/one" <"$W/msg" >/dev/null || die "mkentry failed"
+done
+t_made=$EPOCHREALTIME
+for ((i = 0; i < 1200; i++)); do
+    [ "$(dump_counts "$D/a")" = "1000 1000" ] && break
+    sleep 0.1
+done
+t1=$EPOCHREALTIME
+[ "$(dump_counts "$D/a")" = "1000 1000" ] || die "stream: the sink recorded $(dump_counts "$D/a") after 120 s"
+kill -TERM "$BG_PID"
+wait "$BG_PID" || true
+BG_PID=
+STREAM_SESSIONS=$(awk '{ split($1, a, "="); split($2, b, "="); pid[a[2]] = 1; par[a[2]] = b[2] }
+    END { for (p in pid) if (!(par[p] in pid)) m = p; for (p in pid) n += (par[p] == m); print n + 0 }' "$W/stream-procs")
+STREAM_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+printf '  %-44s %7.3f s (arrivals over %.3f s) %6s msg/s\n' "1,000 entries made one at a time" \
+    "$STREAM_WALL" "$(awk -v a="$t0" -v b="$t_made" 'BEGIN { print b - a }')" "$(rate 1000 "$STREAM_WALL")"
+echo "  SMTP sessions (worker processes): $STREAM_SESSIONS, $(awk -v s="$STREAM_SESSIONS" 'BEGIN { printf "%.2f", 1000 / (s ? s : 1) }') entries per session"
 
 say "3. the floor: smtp-source into the same sink"
 measure_source floor_rcpt "$D/a" "$A_PORT" 200 200000 -s 10 -m 200 -r 1000 -l 4096
@@ -471,6 +553,23 @@ printf '  %-30s %8s / %8s           = %5s   (against smtp-source -d -s 4)\n' "on
     "$(rate 1000 "${T[stream]}")" "$(rate 1000 "${T[ref_msg]}")" "$(ratio "$(rate 1000 "${T[stream]}")" "$(rate 1000 "${T[ref_msg]}")")"
 printf '  %-30s %8.1f ms per transaction per connection (4 connections)\n' "mmq, one-recipient stream" \
     "$(awk -v t="${T[stream]}" 'BEGIN { print t * 4 / 1000 * 1000 }')"
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    say "summary (BENCH_QUICK=1: sections 5 to 8 skipped)"
+    echo "mmq-deliver vs smtp-source into smtp-sink on 127.0.0.1, median of $REPEAT runs"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '%-30s %8s %8s %6s\n' "" mmq floor ratio
+    printf '%-30s %8s %8s %6s\n' "list post, RCPT/s" "$(rate 10000 "${T[post]}")" "$(rate 200000 "${T[floor_rcpt]}")" "$R_RCPT"
+    printf '%-30s %8s %8s %6s\n' "one-recipient stream, msg/s" "$(rate 1000 "${T[stream]}")" "$(rate 1000 "${T[floor_msg]}")" "$R_MSG"
+    printf '%-30s %8s sessions for 1,000 entries (%s s)\n' "stream arriving one at a time" "$STREAM_SESSIONS" "$STREAM_WALL"
+    if [ "$HAVE_VERP" = 1 ]; then
+        for nv in 1000 10000; do
+            printf '%-30s %8s %8s %6s\n' "VERP $nv (entries of $(verp_entry_size $nv)), RCPT/s" "$(rate "$nv" "${T[verp$nv]}")" \
+                "$(rate 1000 "${T[floor_msg]}")" "$(ratio "$(rate "$nv" "${T[verp$nv]}")" "$(rate 1000 "${T[floor_msg]}")")"
+        done
+    fi
+    exit 0
+fi
 
 say "5. mmq without PIPELINING (smtp-sink -p): one post of 10,000 recipients"
 "$MMQCTL" -c "$CONF_NOPIPE" init >/dev/null 2>&1 || true

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "qinfo.h"
 
@@ -186,8 +187,9 @@ int qentry_read(struct spool *sp, const struct qentry *e, struct envelope *env,
                 size_t errlen)
 {
     char rel[QFILE_MAX + 64], why[QUEUE_ERR_MAX];
+    size_t settled;
     off_t off;
-    int fd;
+    int fd, found;
 
     envelope_init(env);
     qentry_path(e, rel, sizeof(rel));
@@ -205,6 +207,14 @@ int qentry_read(struct spool *sp, const struct qentry *e, struct envelope *env,
         0) {
         close(fd);
         return err_set(err, errlen, EINVAL, "%s", why);
+    }
+    /* what is still to deliver: the entry less its journal (journal.h) */
+    if (strcmp(e->queue, "in") != 0 && strcmp(e->queue, "bounces") != 0 &&
+        journal_apply(sp, e->qn.name, env, &found, &settled, why,
+                      sizeof(why)) != 0) {
+        envelope_free(env);
+        close(fd);
+        return err_set(err, errlen, errno, "%s", why);
     }
     if (fd_out)
         *fd_out = fd;

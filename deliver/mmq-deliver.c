@@ -39,6 +39,7 @@
 
 #include "config.h"
 #include "deliver.h"
+#include "journal.h"
 #include "lease.h"
 #include "log.h"
 #include "queue.h"
@@ -200,7 +201,9 @@ static void recover(struct agent *a, int at_start)
 
     if (queue_recover(&a->sp, "out", &a->set, &st, err, sizeof(err)) != 0 ||
         queue_recover(&a->sp, "deferred", &a->set, &st, err, sizeof(err)) ||
-        spool_clean_tmp(&a->sp, a->cfg.tmp_max_age, &st, err, sizeof(err))) {
+        spool_clean_tmp(&a->sp, a->cfg.tmp_max_age, &st, err, sizeof(err)) ||
+        journal_clean(&a->sp, a->cfg.tmp_max_age, &st.tmp_removed, err,
+                      sizeof(err))) {
         if (at_start)
             log_fatal(EX_TEMPFAIL, "recovery: %s", err);
         log_error("recovery: %s", err);

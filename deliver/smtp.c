@@ -311,6 +311,7 @@ enum smtp_outcome smtp_outcome(const struct smtp_txn *t, size_t i)
 struct msgsrc {
     off_t pos, end;
     int prev_cr;
+    int prefix_sent; /* t->prefix went out (first chunk) */
     char in[SRC_CHUNK];
     char out[2 * SRC_CHUNK];
 };
@@ -339,11 +340,21 @@ static const char *msg_source(void **ctx, int *len, void *arg)
         s->pos = t->off;
         s->end = t->off + t->size;
         s->prev_cr = 0;
+        s->prefix_sent = 0;
     }
     if (!len) { /* rewind */
         s->pos = t->off;
         s->prev_cr = 0;
+        s->prefix_sent = 0;
         return NULL;
+    }
+    if (!s->prefix_sent && t->prefix && t->prefix_len > 0 &&
+        t->prefix_len <= sizeof(s->out)) {
+        /* the transaction's own header lines, then the queued message */
+        s->prefix_sent = 1;
+        memcpy(s->out, t->prefix, t->prefix_len);
+        *len = (int)t->prefix_len;
+        return s->out;
     }
     if (s->pos >= s->end) {
         *len = 0;

@@ -46,6 +46,7 @@
 #include "config.h"
 
 #define SMTP_TEXT_MAX 256
+#define SMTP_PREFIX_MAX 4096
 
 struct smtp_rcpt_result {
     int code;                 /* SMTP reply code, 0: no reply */
@@ -62,6 +63,10 @@ struct smtp_txn {
     off_t off;
     int64_t size;
     int body8; /* the message has 8-bit bytes: send BODY=8BITMIME */
+    /* sent as is before the message (per-member header lines, CRLF, at
+     * most SMTP_PREFIX_MAX bytes; see member.h), or NULL */
+    const char *prefix;
+    size_t prefix_len;
     void *user;
     /* output */
     int completed;                /* the server answered the end of DATA */

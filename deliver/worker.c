@@ -9,8 +9,11 @@
  * to the spool before anything else happens:
  *   - an entry all of whose recipients are settled is finished: a DSN for
  *     the failed ones is queued first, then the entry is removed;
- *   - an entry with transactions still to come is rewritten without the
- *     recipients already delivered or failed (progress);
+ *   - an entry with transactions still to come gets the recipients just
+ *     delivered or failed appended to its journal (journal.h: one write
+ *     per transaction, fdatasync once per JOURNAL_SYNC_TXNS transactions
+ *     or JOURNAL_SYNC_SECS), folded into the entry when it is rewritten
+ *     anyway (deferred, recovered) or dropped with it when it is done;
  * so a kill -9 at any instant re-sends at most the transaction in flight.
  * What is left when the session ends goes to deferred/ with the next
  * attempt time from the backoff, or, past max_lifetime, into a DSN.
@@ -35,15 +38,22 @@
 #include "deliver.h"
 #include "dsn.h"
 #include "envelope.h"
+#include "journal.h"
 #include "lease.h"
 #include "list.h"
 #include "log.h"
+#include "member.h"
 #include "retry.h"
 #include "smtp.h"
 
 #define HEADERS_MAX 65536
 #define FOLLOWUPS_MAX 50
 #define SESSION_RCPTS_MAX 10000
+/* The journal's fdatasync, batched: a power loss (not a crash: a written
+ * record survives kill -9) re-sends at most this many transactions per
+ * connection, or what they settled in this many seconds. */
+#define JOURNAL_SYNC_TXNS 64
+#define JOURNAL_SYNC_SECS 0.1
 
 volatile sig_atomic_t worker_stop;
 const struct lease_set *worker_lease;
@@ -63,6 +73,8 @@ struct went {
     const struct smtp_rcpt_result **why;
     size_t txns_left;
     int finalized;
+    struct journal j; /* settled recipients, opened at the first */
+    int journaled;    /* we made a journal for it (claiming folds any) */
 };
 
 struct wtxn {
@@ -70,6 +82,7 @@ struct wtxn {
     struct went *e;
     size_t *idx;       /* t.rcpt[k] is e->env.rcpt[idx[k]] */
     char *verp;        /* the VERP sender of a one-recipient txn, or NULL */
+    struct buf hdr;    /* per-member header lines (member.h), or empty */
     const char **rcpt; /* the array behind t.rcpt */
 };
 
@@ -79,7 +92,9 @@ struct batch {
     struct went *e;
     size_t ne;
     char session_err[SMTP_TEXT_MAX + 64];
-    int cut_off; /* the spool cannot be written at all: stop sending */
+    int cut_off;       /* the spool cannot be written at all: stop sending */
+    unsigned unsynced; /* transactions journaled since the last sync */
+    double last_sync;
 };
 
 /*
@@ -296,6 +311,53 @@ static const char *first_retry_reason(const struct went *e)
     return NULL;
 }
 
+/* fdatasync every journal written to since the last time. */
+static void sync_journals(struct batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->ne; i++)
+        if (journal_sync(&b->e[i].j) != 0) {
+            note_record_failure(b, errno);
+            log_error("%s: cannot sync its journal: %s", b->e[i].c.qn.name,
+                      strerror(errno));
+        }
+    b->unsynced = 0;
+    b->last_sync = now_f();
+}
+
+/* Progress: append the recipients of w that are settled (delivered, or
+ * failed and in a DSN) to e's journal, so a crash cannot resend them. */
+static int journal_settled(struct batch *b, struct wtxn *w)
+{
+    struct went *e = w->e;
+    char err[QUEUE_ERR_MAX];
+    size_t k;
+
+    for (k = 0; k < w->t.nrcpt; k++) {
+        size_t i = w->idx[k];
+        int settled = e->state[i] == R_SENT ||
+                      (e->state[i] == R_FAILED && e->reported[i]);
+        if (!settled)
+            continue;
+        if (e->j.fd < 0 &&
+            journal_open(b->sp, e->c.qn.name, &e->j, err, sizeof(err)) != 0) {
+            log_error("%s: cannot record progress: %s", e->c.qn.name, err);
+            return -1;
+        }
+        e->journaled = 1;
+        if (journal_append(&e->j, i, e->env.rcpt[i].addr) != 0) {
+            log_error("%s: cannot record progress in its journal: %s",
+                      e->c.qn.name, strerror(errno));
+            return -1;
+        }
+    }
+    if (++b->unsynced >= JOURNAL_SYNC_TXNS ||
+        now_f() - b->last_sync >= JOURNAL_SYNC_SECS)
+        sync_journals(b);
+    return 0;
+}
+
 /* out/ buckets with entries removed but not yet fsync()ed. */
 static unsigned char b_removed[SLICE_BUCKETS];
 
@@ -323,6 +385,9 @@ static void finalize(struct batch *b, struct went *e)
     size_t i, left;
 
     e->finalized = 1;
+    /* From here the entry is removed (with its journal) or rewritten
+     * (which folds the journal): no more records. */
+    journal_close(&e->j);
     for (i = 0; i < e->env.nrcpt; i++)
         if (e->state[i] == R_PENDING)
             e->state[i] = R_RETRY;
@@ -345,6 +410,11 @@ static void finalize(struct batch *b, struct went *e)
         }
         if (sscanf(bucket + 4, "%2x", &bk) == 1 && bk < SLICE_BUCKETS)
             b_removed[bk] = 1;
+        /* after the entry: a crash in between leaves an orphaned journal
+         * (journal_clean()), never an entry without its journal */
+        if (e->journaled && journal_remove(b->sp, e->c.qn.name) != 0)
+            log_error("%s: cannot remove its journal: %s", e->c.qn.name,
+                      strerror(errno));
         log_info("%s: removed", e->c.qn.name);
         return;
     }
@@ -492,7 +562,9 @@ static void log_line(struct batch *b, const struct wtxn *w, const char *to,
              e->env.role == ROLE_POST ? "" : ", forwarding=",
              e->env.role == ROLE_POST ? "" : role_name(e->env.role),
              b->cfg->relay_host, b->cfg->relay_port,
-             now_f() - (double)e->env.arrival_sec, more + 1, dsn, status, text);
+             now_f() - ((double)e->env.arrival_sec +
+                        (double)e->env.arrival_usec / 1e6),
+             more + 1, dsn, status, text);
 }
 
 static void log_txn(struct batch *b, const struct wtxn *w)
@@ -545,18 +617,18 @@ static void txn_done(struct smtp_txn *t, void *arg)
     e->txns_left--;
     if (e->txns_left == 0 && again_count(e) == 0) {
         finalize(b, e);
-    } else if (report_failures(b, e) == 0) {
-        /* progress: drop what is settled, so a crash cannot resend it */
-        e->env.recoveries = 0;
-        if (rewrite_keeping(b, e, &e->env, err, sizeof(err)) != 0) {
+    } else {
+        /* progress: record what is settled, so a crash cannot resend it
+         * (failed recipients once their DSN is queued) */
+        (void)report_failures(b, e);
+        if (journal_settled(b, w) != 0)
             note_record_failure(b, errno);
-            log_error("%s: cannot record progress: %s", e->c.qn.name, err);
-        }
     }
     if (worker_stop || b->cut_off || !leases_hold(b)) {
         /* SIGTERM, or a lease lost: the transaction in flight is
          * recorded; give back the entries not yet finished and go. */
         size_t i;
+        sync_journals(b); /* the next claimer reads them */
         for (i = 0; i < b->ne; i++)
             if (!b->e[i].finalized && b->e[i].c.fd >= 0 &&
                 queue_unclaim(&b->e[i].c, err, sizeof(err)) != 0)
@@ -582,6 +654,7 @@ static int claim_entry(struct batch *b, const char *fname, struct went *e)
 
     memset(e, 0, sizeof(*e));
     e->src = -1;
+    journal_init(&e->j);
     envelope_init(&e->env);
     if (worker_lease && strlen(fname) > 18 &&
         (slice_key(fname + 18, &key) != 0 || !lease_key_ok(worker_lease, key)))
@@ -597,6 +670,25 @@ static int claim_entry(struct batch *b, const char *fname, struct went *e)
         if (queue_move(&e->c, "bad", err, sizeof(err)) != 0)
             log_error("%s: %s", e->c.qn.name, err);
         return -1;
+    }
+    /* A journal left by an earlier session (killed, or given back): fold
+     * it now, so that the recipient positions we journal are the ones on
+     * disk.  Only after a crash or a stop. */
+    if (e->c.journal) {
+        size_t settled = e->c.settled;
+        int fold = queue_rewrite(&e->c, &e->env, err, sizeof(err));
+        /* then read it again: the message now starts elsewhere */
+        envelope_free(&e->env);
+        if (fold != 0 || queue_claim_read(&e->c, &e->env, &e->body_off, err,
+                                          sizeof(err)) != 0) {
+            log_error("%s: cannot fold its journal: %s", e->c.qn.name, err);
+            queue_unclaim(&e->c, err, sizeof(err));
+            envelope_free(&e->env);
+            return -1;
+        }
+        log_info("%s: journal folded: %zu recipient%s settled by an earlier "
+                 "session",
+                 e->c.qn.name, settled, settled == 1 ? "" : "s");
     }
     e->size = e->env.size;
     e->src = dup(e->c.fd);
@@ -626,8 +718,8 @@ static int add_txns(struct batch *b, struct went *e, int only_again, size_t per,
 {
     size_t i = 0;
 
-    if (e->env.verp)
-        per = 1; /* each recipient has its own envelope sender */
+    if (e->env.verp || e->env.member_header)
+        per = 1; /* each recipient has its own sender or header */
     while (i < e->env.nrcpt) {
         struct wtxn *w;
         size_t k = 0;
@@ -673,6 +765,14 @@ static int add_txns(struct batch *b, struct went *e, int only_again, size_t per,
                 return -1;
             w->t.sender = w->verp;
         }
+        buf_init(&w->hdr);
+        if (e->env.member_header) {
+            if (member_headers(&e->env, w->rcpt[0], &w->hdr) != 0 ||
+                w->hdr.len > SMTP_PREFIX_MAX)
+                return -1;
+            w->t.prefix = w->hdr.data;
+            w->t.prefix_len = w->hdr.len;
+        }
         w->t.fd = e->src;
         w->t.off = e->body_off;
         w->t.size = e->size;
@@ -692,6 +792,8 @@ static void free_txns(struct wtxn **tx, size_t nt)
         free(tx[i]->idx);
         free(tx[i]->rcpt);
         tx[i]->rcpt = NULL;
+        buf_free(&tx[i]->hdr);
+        tx[i]->t.prefix = NULL;
         /* res stays: e->why points into it until the batch ends */
     }
 }
@@ -724,6 +826,7 @@ int worker_run(struct spool *sp, const struct mmq_config *cfg,
     memset(&b, 0, sizeof(b));
     b.sp = sp;
     b.cfg = cfg;
+    b.last_sync = now_f();
     if (!(b.e = calloc(n ? n : 1, sizeof(*b.e))))
         return 75;
     /* A session holds every recipient of its entries in memory (about
@@ -811,6 +914,7 @@ void worker_salvage(struct spool *sp, const struct mmq_config *cfg,
         b.sp = sp;
         b.cfg = cfg;
         memset(&e, 0, sizeof(e));
+        journal_init(&e.j);
         e.c = c;
         e.env = env;
         e.src = c.fd;

@@ -191,12 +191,35 @@ static int publish(struct post *p, size_t n)
 
 static void archive(struct post *p, const struct buf *msg);
 
+/*
+ * Recipients per out/ entry: recipients_per_entry; for a VERP post (one
+ * transaction per recipient) at most n / (2 x connections), rounded up,
+ * but not under VERP_ENTRY_MIN, so that every connection of mmq-deliver
+ * gets entries to work on (an entry is one connection's work): 1,000
+ * members with 10 connections make 20 entries of 50, not 2 of 500.
+ * Below VERP_ENTRY_MIN an entry's own cost (create, fsync, claim,
+ * remove) weighs as much as its transactions.
+ */
+#define VERP_ENTRY_MIN 20
+static size_t entry_size(const struct post *p, size_t n, int verp)
+{
+    size_t per = (size_t)p->ld.per_entry, conns, split;
+
+    if (!verp)
+        return per;
+    conns = p->ctx->cfg->connections > 0 ? (size_t)p->ctx->cfg->connections : 1;
+    split = (n + 2 * conns - 1) / (2 * conns);
+    if (split < VERP_ENTRY_MIN)
+        split = VERP_ENTRY_MIN;
+    return split < per ? split : per;
+}
+
 /* Stage the out/ entries for rcpt[0..n) (1), mark the in/ entry (2). */
 static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
                   const char *sender, int verp)
 {
     struct spool *sp = p->ctx->sp;
-    size_t per = (size_t)p->ld.per_entry, chunks = (n + per - 1) / per, i, k;
+    size_t per = entry_size(p, n, verp), chunks = (n + per - 1) / per, i, k;
     char staged[QNAME_LEN + 24], err[QUEUE_ERR_MAX];
     struct envelope out;
 

@@ -61,6 +61,7 @@ void envelope_free(struct envelope *env)
     free(env->last_error);
     free(env->mbox_from);
     free(env->mta_queue_id);
+    free(env->member_header);
     for (i = 0; i < env->nrcpt; i++) {
         free(env->rcpt[i].addr);
         free(env->rcpt[i].extra);
@@ -178,6 +179,8 @@ int envelope_format(const struct envelope *env, struct buf *out,
     if (env->mbox_from && put_kv(out, "mbox-from", env->mbox_from))
         return -1;
     if (env->mta_queue_id && put_kv(out, "mta-queue-id", env->mta_queue_id))
+        return -1;
+    if (env->member_header && put_kv(out, "member-header", env->member_header))
         return -1;
     /* flags: written only when set, so common entries stay short */
     if ((env->verp && buf_printf(out, "verp %d\n", env->verp)) ||
@@ -300,6 +303,7 @@ enum seen_bit {
     SEEN_EXPANDED = 1 << 12,
     SEEN_HELD = 1 << 13,
     SEEN_MTAID = 1 << 14,
+    SEEN_MEMBERHDR = 1 << 15,
 };
 #define SEEN_REQUIRED                                                          \
     (SEEN_LIST | SEEN_ROLE | SEEN_SENDER | SEEN_ARRIVAL | SEEN_SIZE)
@@ -392,6 +396,8 @@ static int parse_line(struct envelope *env, const char *line, size_t n,
         bit = SEEN_MBOX, strfield = &env->mbox_from;
     else if (key_is(k, kn, "mta-queue-id"))
         bit = SEEN_MTAID, strfield = &env->mta_queue_id;
+    else if (key_is(k, kn, "member-header"))
+        bit = SEEN_MEMBERHDR, strfield = &env->member_header;
     else if (key_is(k, kn, "role"))
         bit = SEEN_ROLE;
     else if (key_is(k, kn, "arrival"))

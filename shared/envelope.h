@@ -16,6 +16,8 @@
  *     mbox-from From%20alice@example.org%20Sat%20Nov...  (optional)
  *     mta-queue-id 4XyZ1k2Lmnz9 (optional) the MTA's queue ID (mmq-filter -q)
  *     verp 1                     (optional) per-recipient bounce sender
+ *     member-header X-Member     (optional) per-member header field, see
+ *                                deliver/member.h
  *     approved 1                 (optional) released by the postmaster
  *     expanded 12                (optional) list stage: 12 out/ entries staged
  *     held 3600                  (optional) seconds spent in hold/ so far:
@@ -84,6 +86,7 @@ struct envelope {
     char *last_error; /* NULL: none */
     char *mbox_from;  /* the MTA's leading "From " line, no line end */
     char *mta_queue_id; /* the MTA's queue ID of the message, or NULL */
+    char *member_header; /* per-member header field name, or NULL */
     int64_t size;     /* message bytes after the envelope */
     struct envelope_rcpt *rcpt;
     size_t nrcpt;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "journal.h"
 #include "log.h"
 #include "proc.h"
 #include "queue.h"
@@ -1000,13 +1001,28 @@ int queue_touch(struct claim *c, int64_t when, char *err, size_t errlen)
     return 0;
 }
 
+/* Queues whose entries may have a journal: mmq-deliver's, and where its
+ * entries can be moved to. */
+static int journaled_queue(const char *queue)
+{
+    return strcmp(queue, "in") != 0 && strcmp(queue, "bounces") != 0;
+}
+
 int queue_claim_read(struct claim *c, struct envelope *env, off_t *body_off,
                      char *err, size_t errlen)
 {
     char why[QUEUE_ERR_MAX];
 
+    c->journal = 0;
+    c->settled = 0;
     if (envelope_read(c->fd, env, body_off, why, sizeof(why)) != 0)
         return err_set(err, errlen, errno, "%s: %s", c->qn.name, why);
+    if (journaled_queue(c->queue) &&
+        journal_apply(c->sp, c->qn.name, env, &c->journal, &c->settled, why,
+                      sizeof(why)) != 0) {
+        envelope_free(env);
+        return err_set(err, errlen, errno, "%s: %s", c->qn.name, why);
+    }
     return 0;
 }
 
@@ -1038,6 +1054,11 @@ int queue_done(struct claim *c, char *err, size_t errlen)
     if (fsync_dir(c->sp->fd, bucket) != 0)
         return err_set(err, errlen, errno, "fsync %s: %s", bucket,
                        strerror(errno));
+    /* After the entry: a crash in between leaves an orphaned journal
+     * (journal_clean()), never an entry without its journal. */
+    if (journaled_queue(c->queue) && journal_remove(c->sp, c->qn.name) != 0)
+        return err_set(err, errlen, errno, "%s: remove its journal: %s",
+                       c->qn.name, strerror(errno));
     return 0;
 }
 
@@ -1147,6 +1168,11 @@ int queue_rewrite(struct claim *c, const struct envelope *env, char *err,
         goto bad;
     }
     qf_free(qf);
+    /* The new entry holds what its journal said: fold it (see journal.h
+     * for why a journal that survives this is harmless). */
+    if (journaled_queue(c->queue) && journal_remove(c->sp, c->qn.name) != 0)
+        return err_set(err, errlen, errno, "%s: remove its journal: %s",
+                       c->qn.name, strerror(errno));
     fd = openat(c->sp->fd, c->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return err_set(err, errlen, errno, "reopen %s: %s", c->path,
@@ -1198,6 +1224,11 @@ static void recover_one(struct spool *sp, const char *queue,
         envelope_free(&env);
         goto to_bad;
     }
+    /* Progress in the journal since the last rewrite: the entry made it
+     * through transactions, as a rewrite for progress would have
+     * recorded (recoveries 0): it is not what crashes its runner. */
+    if (c.settled)
+        env.recoveries = 0;
     recoveries = ++env.recoveries;
     rc = queue_rewrite(&c, &env, why, sizeof(why));
     envelope_free(&env);

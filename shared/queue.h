@@ -205,6 +205,8 @@ struct claim {
     struct qname qn;
     char path[QFILE_MAX + 24]; /* the claimed file, relative to the spool */
     int fd;                    /* open O_RDONLY|O_NOFOLLOW, or -1 */
+    int journal;               /* queue_claim_read(): a journal exists */
+    size_t settled;            /* ... and dropped this many recipients */
 };
 
 /*
@@ -213,10 +215,13 @@ struct claim {
  */
 int queue_claim(struct spool *sp, const char *queue, const char *fname,
                 struct claim *c, char *err, size_t errlen);
-/* Read the claimed entry's envelope; *body_off is where the message starts. */
+/* Read the claimed entry's envelope; *body_off is where the message starts.
+ * The recipients its journal (journal.h) records as settled are dropped
+ * from env (entries of out/, deferred/, hold/, bad/). */
 int queue_claim_read(struct claim *c, struct envelope *env, off_t *body_off,
                      char *err, size_t errlen);
-/* The entry is finished: remove it durably (unlink + fsync of the bucket). */
+/* The entry is finished: remove it durably (unlink + fsync of the bucket),
+ * and its journal. */
 int queue_done(struct claim *c, char *err, size_t errlen);
 /*
  * The same without the fsync: the caller syncs the bucket later (with
@@ -236,7 +241,9 @@ int queue_move(struct claim *c, const char *to_queue, char *err, size_t errlen);
 /*
  * Replace the claimed entry by one with envelope env and the same message:
  * written to tmp/, fsync()ed and renamed over the claimed name, so a crash
- * leaves either the old or the new entry, never a mix.
+ * leaves either the old or the new entry, never a mix.  env must come
+ * from queue_claim_read() (its journal applied): the journal is removed
+ * after the rename, being folded into the new entry.
  */
 int queue_rewrite(struct claim *c, const struct envelope *env, char *err,
                   size_t errlen);

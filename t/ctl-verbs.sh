@@ -3,6 +3,7 @@
 # the moderation scenario at the end, which runs mmq-process -1): queue
 # (text, --json with hostile envelope content, --list, --slice, short IDs),
 # show, hold, release (held time, approved flag), retry, delete, requeue,
+# an entry with a journal (read less it by every verb, folded by a rewrite),
 # stats, check; bad, unknown and ambiguous IDs; a busy (claimed) entry; a
 # missing spool.  The exit codes are those of mmqctl(8).
 set -u
@@ -362,5 +363,23 @@ if [ -x "${MMQ_PROCESS:-}" ] && command -v timeout >/dev/null 2>&1; then
 else
     skip "mmq-process not built" 8
 fi
+
+# ------------------------------------ an entry with a journal (mmq-spool(5))
+# recipient 0 settled by a delivery that was killed: every verb reads the
+# entry less its journal, and a rewrite (hold, release) folds it
+mk_spool
+mkentry out announce list-bounces@example.org
+J=$NEW
+mkdir -p "$SPOOL/journal/${J:18:2}"
+printf '0 a@example.org\n1 b@exam' >"$SPOOL/journal/${J:18:2}/$J" # + a torn line
+ctl queue
+case $OUT in *"rcpts=1 "*) pass "journal: queue counts the recipients still to deliver" ;; *) fail "journal: queue counts the recipients still to deliver"; diag "$OUT" ;; esac
+ctl show --envelope "$J"
+is "$(printf '%s\n' "$OUT" | grep '^rcpt ')" "rcpt b@example.org" "journal: show prints the envelope less the settled recipient"
+ctl hold "$J"
+ctl release "$J"
+is "$RC" 0 "journal: hold and release"
+check "journal: the release's rewrite folded the journal" test ! -e "$SPOOL/journal/${J:18:2}/$J"
+is "$(grep '^rcpt ' "$(path_of out "$J")")" "rcpt b@example.org" "journal: the entry now holds only the unsettled recipient"
 
 done_testing

@@ -21,18 +21,30 @@
 # also land while the server holds a complete message it has not yet
 # acknowledged: the classic source of a duplicate.
 #
-# DL_KILL_ROUNDS (default 24) and DL_SEED (bash RANDOM seed) override.
+# Then the same for a VERP post (DL_KILL_VERP_ROUNDS rounds, default 8):
+# 400 recipients in entries of 50 (what mmq-process makes of a VERP post
+# of 400 with 4 connections) marked verp 1, one transaction per
+# recipient, progress recorded in each entry's journal: the duplicates
+# are bounded by one transaction per connection (4), and no journal is
+# left once the spool is clean.  The slow sink there delays about 1
+# transaction in 100 (-W .:1:1).
+#
+# DL_KILL_ROUNDS (default 24), DL_KILL_VERP_ROUNDS and DL_SEED (bash
+# RANDOM seed) override.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/deliver-lib2.sh"
 
 ROUNDS=${DL_KILL_ROUNDS:-24}
+VERP_ROUNDS=${DL_KILL_VERP_ROUNDS:-8}
 NRCPT=5000
 PER_ENTRY=500
 PER_TXN=100
 CONNECTIONS=4
 BOUND=$((CONNECTIONS * PER_TXN))
 SLOW_SINK=(-W .:1:5)
+VERP=0
+MODE=bulk
 SEED=${DL_SEED:-$(($(date +%s%N) % 32768))}
 RANDOM=$SEED
 diag "seed $SEED (DL_SEED=$SEED reproduces the kill instants)"
@@ -49,6 +61,8 @@ M=$W/msg
     done
 } >"$M"
 dl_rcpts "$NRCPT" "$W/rcpts"
+head -n 400 "$W/rcpts" >"$W/rcpts.verp"
+RCPTS=$W/rcpts
 
 # setup SINK_OPTIONS...: fresh spool, sink and queue
 setup() {
@@ -56,7 +70,13 @@ setup() {
     dl_sink_start "$T/sink" "$@"
     dl_conf "recipients_per_transaction = $PER_TXN;" \
         "connections = $CONNECTIONS;"
-    dl_queue "$W/rcpts" "$PER_ENTRY" "$M"
+    if [ "$VERP" = 1 ]; then
+        QUEUED=$("$MMQ_MKENTRY" -c "$CONF" -f list-bounces@example.org \
+            -l announce -n "$PER_ENTRY" -V "$RCPTS" <"$M" 2>&1) ||
+            bail_out "mkentry -V failed: $QUEUED"
+    else
+        dl_queue "$RCPTS" "$PER_ENTRY" "$M"
+    fi
 }
 
 # forget the round's directory now rather than at exit (inodes)
@@ -90,7 +110,8 @@ spool_state() { # what is left, in one line; empty when clean
     b=$(dl_files bad | wc -l)
     c=$(dl_claimed | wc -l)
     t=$(tmp_files | wc -l)
-    [ "$o$d$b$c$t" == 00000 ] || echo "out $o, deferred $d, bad $b, claimed $c, tmp $t"
+    j=$(dl_files journal | wc -l)
+    [ "$o$d$b$c$t$j" == 000000 ] || echo "out $o, deferred $d, bad $b, claimed $c, tmp $t, journals $j"
 }
 
 # kill_after_messages K: wait until the sink holds K messages (at most
@@ -104,6 +125,9 @@ kill_after_messages() {
         sleep 0.02
     done
 }
+
+campaign() {
+
 
 # ------------------------------------------------------ clean runs
 declare -A CLEAN_MS
@@ -119,13 +143,13 @@ for kind in fast slow; do
     dl_kill TERM "$apid"
     dl_wait_exit "$apid" 30
     rc=$DL_RC
-    dl_tally "$W/rcpts" "$T/sink"
+    dl_tally "$RCPTS" "$T/sink"
     left=$(spool_state)
     if [ "$rc" == 0 ] && [ "$DL_MISSING$DL_DUPS$DL_UNEXPECTED" == 000 ] &&
         [ -z "$left" ]; then
-        pass "clean run, $kind sink: $NRCPT recipients exactly once in $ms ms"
+        pass "$MODE clean run, $kind sink: $NRCPT recipients exactly once in $ms ms"
     else
-        fail "clean run, $kind sink: $NRCPT recipients exactly once"
+        fail "$MODE clean run, $kind sink: $NRCPT recipients exactly once"
         diag "exit $rc; received $DL_GOT, missing $DL_MISSING, duplicates $DL_DUPS, unexpected $DL_UNEXPECTED; ${left:-spool clean}"
         diag "$(tail -n 20 "$LOG")"
     fi
@@ -152,28 +176,30 @@ for ((round = 1; round <= ROUNDS; round++)); do
         delay=$(((RANDOM * 32768 + RANDOM) % (span + 1)))
         sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
     else
-        kill_after_messages $((1 + RANDOM % (NRCPT / PER_TXN - 1)))
+        # messages at the sink in a whole run: one per transaction
+        msgs=$((VERP ? NRCPT : NRCPT / PER_TXN))
+        kill_after_messages $((1 + RANDOM % (msgs - 1)))
         delay=$(elapsed_ms "$t_start" "$(now)")
     fi
     workers=$(pgrep -P "$apid" | tr '\n' ' ')
     kill -KILL "$apid"
     wait "$apid" 2>/dev/null
     echo "--- killed with SIGKILL after $delay ms" >>"$LOG"
-    dl_tally "$W/rcpts" "$T/sink"
+    dl_tally "$RCPTS" "$T/sink"
     before=$DL_GOT
 
     # restart at once, as a supervisor would: while the killed workers are
     # still dying they hold the slice locks (inherited from the master), and
     # the agent exits 75 saying the slices are taken: try again then
     restart
-    dl_tally "$W/rcpts" "$T/sink"
+    dl_tally "$RCPTS" "$T/sink"
     left=$(spool_state)
     recovered=$(grep -c 'restored to out/' "$LOG")
     if [ "$rc" -eq 0 ] && [ "$DL_MISSING" -eq 0 ] && [ -z "$left" ]; then
-        pass "round $round: the restart at once delivers the rest and leaves the spool clean"
+        pass "$MODE round $round: the restart at once delivers the rest and leaves the spool clean"
         again=
     else
-        fail "round $round: the restart at once delivers the rest and leaves the spool clean"
+        fail "$MODE round $round: the restart at once delivers the rest and leaves the spool clean"
         diag "exit $rc; missing $DL_MISSING; ${left:-spool clean}; $recovered entries recovered"
         diag "$(dl_claimed | sed 's,.*/,,' | head -n 5)"
         # what the old workers were when it ran is not known any more; what
@@ -194,11 +220,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
         done
         dl_running "$w" && alive="$alive $w"
     done
-    is "${alive# }" "" "round $round: the workers died with the master"
+    is "${alive# }" "" "$MODE round $round: the workers died with the master"
     if [ -n "$again" ]; then
         echo "--- second restart" >>"$LOG"
         restart
-        dl_tally "$W/rcpts" "$T/sink"
+        dl_tally "$RCPTS" "$T/sink"
         left=$(spool_state)
         recovered=$(grep -c 'restored to out/' "$LOG")
     fi
@@ -206,24 +232,24 @@ for ((round = 1; round <= ROUNDS; round++)); do
         mid=$((mid + 1))
     fi
     dups_all+=("$DL_DUPS")
-    diag "round $round ($kind sink): killed after $delay of $span ms with workers [${workers% }]; $before deliveries before the kill; $recovered entries recovered${again:+ (by a second restart)}; duplicates $DL_DUPS"
+    diag "$MODE round $round ($kind sink): killed after $delay of $span ms with workers [${workers% }]; $before deliveries before the kill; $recovered entries recovered${again:+ (by a second restart)}; duplicates $DL_DUPS"
 
     if [ "$rc" -eq 0 ] && [ "$DL_MISSING" -eq 0 ] && [ "$DL_UNEXPECTED" -eq 0 ]; then
-        pass "round $round: every recipient received${again:+ (after a second restart)}"
+        pass "$MODE round $round: every recipient received${again:+ (after a second restart)}"
     else
-        fail "round $round: every recipient received${again:+ (after a second restart)}"
+        fail "$MODE round $round: every recipient received${again:+ (after a second restart)}"
         diag "exit $rc; missing $DL_MISSING, unexpected $DL_UNEXPECTED"
     fi
     if [ "$DL_DUPS" -le "$BOUND" ] && [ "$DL_MAXC" -le 2 ]; then
-        pass "round $round: $DL_DUPS duplicates (at most $BOUND, nobody more than twice)"
+        pass "$MODE round $round: $DL_DUPS duplicates (at most $BOUND, nobody more than twice)"
     else
-        fail "round $round: at most $BOUND duplicates, nobody more than twice"
+        fail "$MODE round $round: at most $BOUND duplicates, nobody more than twice"
         diag "duplicates $DL_DUPS, a recipient received $DL_MAXC times"
     fi
     if [ -z "$left" ]; then
-        pass "round $round: nothing left in out/ deferred/ bad/ tmp/ or claimed"
+        pass "$MODE round $round: nothing left in out/ deferred/ bad/ tmp/ or claimed"
     else
-        fail "round $round: nothing left in out/ deferred/ bad/ tmp/ or claimed"
+        fail "$MODE round $round: nothing left in out/ deferred/ bad/ tmp/ or claimed"
         diag "$left"
         diag "$(dl_claimed)"
     fi
@@ -234,12 +260,25 @@ for ((round = 1; round <= ROUNDS; round++)); do
     teardown
 done
 
-diag "duplicates per round: ${dups_all[*]}"
+diag "$MODE: duplicates per round: ${dups_all[*]}"
 if [ "$mid" -ge $((ROUNDS / 3)) ]; then
-    pass "$mid of $ROUNDS kills fell in the middle of a delivery"
+    pass "$MODE: $mid of $ROUNDS kills fell in the middle of a delivery"
 else
     fail "at least a third of the kills fell in the middle of a delivery"
     diag "only $mid of $ROUNDS: the random instants do not fit the delivery time"
 fi
+}
+
+campaign
+# VERP: one transaction per recipient, progress in the journal
+VERP=1
+MODE=verp
+NRCPT=400
+PER_ENTRY=50
+BOUND=$CONNECTIONS
+SLOW_SINK=(-W .:1:1)
+RCPTS=$W/rcpts.verp
+ROUNDS=$VERP_ROUNDS
+campaign
 diag "deliver-kill took $(elapsed_ms "$test_start" "$(now)") ms"
 done_testing

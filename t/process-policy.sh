@@ -18,7 +18,8 @@
 #   6  oversize with max_message_size
 #   7  owner mail forwarded unchanged to the owners; request mail is
 #      answered by the email commands (t/commands.sh), not forwarded
-#   8  VERP: "verp 1" in out/, one MAIL FROM per member at smtp-sink
+#   8  VERP: "verp 1" in out/, one MAIL FROM per member at smtp-sink; a VERP
+#      post cut into entries for the connections
 #   9  members file: junk lines, duplicates, CRLF; re-read when it changes
 #  10  recipients_per_entry = 7 for 50 members: 8 entries over many buckets
 #  11  broken list files: entry kept, "file:line" errors, -1 still exits
@@ -468,6 +469,19 @@ else
     skip "smtp-sink or mmq-deliver not available" 2
 fi
 
+# a VERP post is cut for the connections: 100 members, connections = 2:
+# entries of at most 100 / (2 x 2) = 25 (recipients_per_entry 500), and a
+# bulk post of the same list stays in one entry
+write_conf 'connections = 2;'
+pl_list dev 'posters = "anyone";' 'verp = true;'
+pl_members dev $(seq -f 'm%03g@example.org' 1 100)
+go "$W/verp" -f alice@example.org dev
+sizes=$(for f in "${OUTS[@]}"; do grep -c '^rcpt ' "$f"; done | sort -n | uniq -c | awk '{ print $1 "x" $2 }' | tr '\n' ' ')
+is "${#OUTS[@]}/${sizes% }" "4/4x25" "verp: 100 members with 2 connections make 4 entries of 25"
+pl_list dev 'posters = "anyone";'
+go "$W/verp" -f alice@example.org dev
+is "${#OUTS[@]}" 1 "no verp: the same 100 members in one entry"
+write_conf
 # ------------------------------------------------------------------ 9
 mk_spool
 pl_list dev 'posters = "anyone";'

@@ -4,11 +4,13 @@
  * same spool library the programs use.
  *
  *     mkentry -c CONF [-q QUEUE] [-l LIST] [-f SENDER] [-n PER_ENTRY] [-V]
+ *             [-H FIELD]
  *             RCPTFILE < MESSAGE
  *
  * RCPTFILE holds one address per line; with -n the recipients are split
  * into entries of at most PER_ENTRY each; -V marks the entries "verp 1"
- * (each recipient is sent with its own VERP sender).  Prints the entry
+ * (each recipient is sent with its own VERP sender); -H FIELD names a
+ * per-member header field (envelope key member-header).  Prints the entry
  * names.
  */
 #include "autoconf.h"
@@ -53,8 +55,9 @@ int main(int argc, char **argv)
     size_t per = 0;
     FILE *fp;
     int c, verp = 0;
+    const char *member_header = NULL;
 
-    while ((c = getopt(argc, argv, "c:q:l:f:n:V")) != -1) {
+    while ((c = getopt(argc, argv, "c:q:l:f:n:VH:")) != -1) {
         switch (c) {
         case 'c':
             conf = optarg;
@@ -70,6 +73,9 @@ int main(int argc, char **argv)
             break;
         case 'n':
             per = (size_t)atol(optarg);
+            break;
+        case 'H':
+            member_header = optarg;
             break;
         case 'V':
             verp = 1;
@@ -100,6 +106,8 @@ int main(int argc, char **argv)
     envelope_set(&env.list, list);
     envelope_set(&env.sender, sender);
     env.verp = verp;
+    if (member_header && envelope_set(&env.member_header, member_header))
+        return 1;
     while (fgets(line, sizeof(line), fp)) {
         line[strcspn(line, "\r\n")] = 0;
         if (!line[0])

@@ -114,6 +114,8 @@ static int env_equal(const struct envelope *a, const struct envelope *b)
         DIFF("mbox-from");
     if (!str_eq(a->mta_queue_id, b->mta_queue_id))
         DIFF("mta-queue-id");
+    if (!str_eq(a->member_header, b->member_header))
+        DIFF("member-header");
     if (a->size != b->size)
         DIFF("size");
     if (a->nrcpt != b->nrcpt)
@@ -245,6 +247,7 @@ static void test_round_trips(void)
     envelope_set(&env.mbox_from, "From alice@example.org  Sat Nov 23 "
                                  "12:00:00 2024\r\n\t%");
     envelope_set(&env.mta_queue_id, "4XyZ 1k2\n%");
+    envelope_set(&env.member_header, bytes);
     envelope_add_rcpt(&env, bytes, NULL);
     envelope_add_rcpt(&env, "%41 %", NULL);
     envelope_add_rcpt(&env, "", NULL);
@@ -460,6 +463,7 @@ static void test_rejects(void)
         "last-error x\n",
         "mbox-from x\n",
         "mta-queue-id x\n",
+        "member-header X-Member\n",
     };
     struct buf b;
     size_t i;
