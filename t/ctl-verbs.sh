@@ -276,7 +276,10 @@ is "$RC" 65 "check: no runner for the slices is a problem"
 is "$(grep -c 'no mmq-deliver runs for it' "$W/ctl.out")" 16 "check: one line per slice without mmq-deliver"
 for s in $(seq 0 15); do
     for st in process deliver; do
-        flock -n "$SPOOL/lock/$st.testnode.$s" sleep 300 &
+        # The background job itself holds the lock and becomes the sleep,
+        # so killing $! ends both: "flock FILE sleep" would leave its
+        # child sleep holding the lock (and the harness's pipe) for 300 s.
+        (exec 9>"$SPOOL/lock/$st.testnode.$s" && flock -n 9 && exec sleep 300) &
         at_exit kill $!
     done
 done
