@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -441,6 +442,52 @@ static void check_cluster_slices(struct ctx *x, const char *stage)
     free(li);
 }
 
+/* ---------------------------------------------------------- config files */
+
+/* As "postfix check" does: configuration anyone (or the group) could
+ * have written.  The programs refuse a world-writable one. */
+static void check_conf_file(struct ctx *x, const char *path,
+                            const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+        say(x, QC_PROBLEM, "%s: not a regular file (the programs refuse it)",
+            path);
+    else if (st->st_mode & S_IWOTH)
+        say(x, QC_PROBLEM, "%s: mode %04o: writable by anyone (%s: chmod o-w)",
+            path, (unsigned)(st->st_mode & 07777),
+            S_ISDIR(st->st_mode) ? "anyone can replace the list files"
+                                 : "the programs refuse it");
+    else if ((st->st_mode & S_IWGRP) && !S_ISDIR(st->st_mode))
+        say(x, QC_NOTE, "%s: mode %04o: writable by group %ld", path,
+            (unsigned)(st->st_mode & 07777), (long)st->st_gid);
+}
+
+static void check_config_files(struct ctx *x)
+{
+    const struct mmq_config *cfg = x->sp->cfg;
+    char path[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    DIR *d;
+
+    if (cfg->path && stat(cfg->path, &st) == 0)
+        check_conf_file(x, cfg->path, &st);
+    if (stat(cfg->lists_dir, &st) != 0 || !(d = opendir(cfg->lists_dir)))
+        return; /* mmq-filter says so at every post */
+    check_conf_file(x, cfg->lists_dir, &st);
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' ||
+            !((n > 5 && strcmp(de->d_name + n - 5, ".conf") == 0) ||
+              (n > 8 && strcmp(de->d_name + n - 8, ".members") == 0)))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", cfg->lists_dir, de->d_name);
+        if (stat(path, &st) == 0)
+            check_conf_file(x, path, &st);
+    }
+    closedir(d);
+}
+
 /* ---------------------------------------------------------------- entry */
 
 int qcheck_spool(struct spool *sp, int flags, qcheck_report report, void *arg,
@@ -467,6 +514,7 @@ int qcheck_spool(struct spool *sp, int flags, qcheck_report report, void *arg,
     (void)check_dir(&x, ".");
     (void)check_dir(&x, "lock");
     (void)check_dir(&x, "stage");
+    check_config_files(&x);
     check_tmp(&x);
     for (q = 0; queue_names[q]; q++)
         check_queue(&x, queue_names[q]);

@@ -305,6 +305,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < ctx.ncache; i++)
         members_free(&ctx.cache[i].m);
     free(ctx.cache);
+    listdef_cache_free(&ctx.lists);
     if (ifd >= 0)
         close(ifd);
     slice_set_free(&set);

@@ -50,7 +50,7 @@ struct post {
     struct envelope env;
     off_t body_off;
     struct buf msg; /* the message as received */
-    struct listdef ld;
+    const struct listdef *ld; /* borrowed from ctx->lists */
     char id[QNAME_LEN + 1];
     int retry; /* given back to in/: try again later */
 };
@@ -162,7 +162,7 @@ static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
                   const char *sender, int verp)
 {
     struct spool *sp = p->ctx->sp;
-    size_t per = (size_t)p->ld.per_entry, chunks = (n + per - 1) / per, i, k;
+    size_t per = (size_t)p->ld->per_entry, chunks = (n + per - 1) / per, i, k;
     char staged[QNAME_LEN + 24], err[QUEUE_ERR_MAX];
     struct envelope out;
 
@@ -178,7 +178,7 @@ static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
         out.held = p->env.held; /* time held for moderation does not count */
         out.verp = verp;
         out.size = (int64_t)msg->len;
-        if (envelope_set(&out.list, p->ld.name) ||
+        if (envelope_set(&out.list, p->ld->name) ||
             envelope_set(&out.sender, sender))
             goto oom;
         for (k = i * per; k < n && k < (i + 1) * per; k++)
@@ -243,14 +243,14 @@ static void reject_notice(struct post *p, struct headers *h, const char *reason)
     struct queue_file *qf;
     const char *to = p->env.sender;
     struct timeval tv;
-    size_t dn = strlen(p->ld.domain);
+    size_t dn = strlen(p->ld->domain);
     const char *at = strrchr(to, '@');
 
     enum mmq_role role;
 
     if (!to[0] || is_auto(h) ||
-        (at && strcasecmp(at + 1, p->ld.domain) == 0 &&
-         list_role_of_recipient(p->ld.name, to, &role) == 0)) {
+        (at && strcasecmp(at + 1, p->ld->domain) == 0 &&
+         list_role_of_recipient(p->ld->name, to, &role) == 0)) {
         log_info("%s: no rejection notice to <%s> (null sender, automatic "
                  "mail or the list itself)",
                  p->id, to);
@@ -268,15 +268,15 @@ static void reject_notice(struct post *p, struct headers *h, const char *reason)
                "charset=us-ascii\r\n\r\nYour message to the list %s@%s was "
                "not distributed:\r\n\r\n    %s\r\n\r\nContact %s-owner@%s "
                "if you think this is wrong.\r\n",
-               p->ld.name, p->ld.domain, to, p->ld.name, date, p->c.qn.hash,
-               p->ld.domain, p->ld.name, p->ld.domain, reason, p->ld.name,
-               p->ld.domain);
+               p->ld->name, p->ld->domain, to, p->ld->name, date, p->c.qn.hash,
+               p->ld->domain, p->ld->name, p->ld->domain, reason, p->ld->name,
+               p->ld->domain);
     envelope_init(&env);
     env.role = ROLE_POST;
     env.arrival_sec = tv.tv_sec;
     env.arrival_usec = (int32_t)tv.tv_usec;
     env.size = (int64_t)msg.len;
-    if (envelope_set(&env.list, p->ld.name) || envelope_set(&env.sender, "") ||
+    if (envelope_set(&env.list, p->ld->name) || envelope_set(&env.sender, "") ||
         envelope_add_rcpt(&env, to, NULL) ||
         !(qf = queue_file_create(p->ctx->sp, "out", err, sizeof(err)))) {
         log_error("%s: cannot queue a rejection notice", p->id);
@@ -330,21 +330,21 @@ static int poster_allowed(struct post *p, struct headers *h,
     size_t k;
     char *v;
 
-    if (p->ld.posters == POSTERS_ANYONE)
+    if (p->ld->posters == POSTERS_ANYONE)
         return 1;
     if (i >= 0 && (v = headers_value(h, (size_t)i)) != NULL) {
         if (header_address(v, from, sizeof(from)) != 0)
             from[0] = 0;
         free(v);
     }
-    for (k = 0; k < p->ld.nallowed; k++)
-        if (!strcasecmp(p->ld.allowed[k], from) ||
-            !strcasecmp(p->ld.allowed[k], p->env.sender))
+    for (k = 0; k < p->ld->nallowed; k++)
+        if (!strcasecmp(p->ld->allowed[k], from) ||
+            !strcasecmp(p->ld->allowed[k], p->env.sender))
             return 1;
-    if (p->ld.posters == POSTERS_LIST)
+    if (p->ld->posters == POSTERS_LIST)
         return 0;
-    for (k = 0; k < p->ld.nowners; k++)
-        if (!strcasecmp(p->ld.owners[k], from))
+    for (k = 0; k < p->ld->nowners; k++)
+        if (!strcasecmp(p->ld->owners[k], from))
             return 1;
     return (from[0] && members_contains(m, from)) ||
            (p->env.sender[0] && members_contains(m, p->env.sender));
@@ -358,8 +358,8 @@ static int looped(struct post *p, struct headers *h)
     int seen = 0;
     char *v;
 
-    snprintf(us, sizeof(us), "%s@%s", p->ld.name, p->ld.domain);
-    snprintf(id, sizeof(id), "<%s.%s>", p->ld.name, p->ld.domain);
+    snprintf(us, sizeof(us), "%s@%s", p->ld->name, p->ld->domain);
+    snprintf(id, sizeof(id), "<%s.%s>", p->ld->name, p->ld->domain);
     while (!seen && (i = headers_find(h, "X-BeenThere", (size_t)i)) >= 0) {
         if ((v = headers_value(h, (size_t)i++)) != NULL) {
             seen = strcasecmp(v, us) == 0;
@@ -379,7 +379,7 @@ static int looped(struct post *p, struct headers *h)
 
 static int subject_prefix(struct post *p, struct headers *h)
 {
-    const char *px = p->ld.subject_prefix;
+    const char *px = p->ld->subject_prefix;
     long i;
     char *v, *dec, *nv;
     int rc;
@@ -410,7 +410,7 @@ static int subject_prefix(struct post *p, struct headers *h)
 
 static int list_headers(struct post *p, struct headers *h)
 {
-    const struct listdef *ld = &p->ld;
+    const struct listdef *ld = p->ld;
     char v[1024], date[64];
     static const char *const ours[] = {
         "List-Id",        "List-Post",  "List-Help",    "List-Unsubscribe",
@@ -498,7 +498,7 @@ static void archive(struct post *p, const struct buf *msg)
     const char *s = msg->data, *end = msg->data + msg->len;
     int fd;
 
-    if (!p->ld.archive)
+    if (!p->ld->archive)
         return;
     if (p->ctx->cfg->archive_dir)
         snprintf(dir, sizeof(dir), "%s", p->ctx->cfg->archive_dir);
@@ -508,7 +508,7 @@ static void archive(struct post *p, const struct buf *msg)
         log_warn("%s: archive %s: %s", p->id, dir, strerror(errno));
         return;
     }
-    snprintf(path, sizeof(path), "%s/%s.mbox", dir, p->ld.name);
+    snprintf(path, sizeof(path), "%s/%s.mbox", dir, p->ld->name);
     buf_init(&rec);
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y", &tm);
@@ -572,7 +572,7 @@ static void do_post(struct post *p)
     struct buf out;
     struct members *m;
     char sender[LIST_NAME_MAX + 300], why[256];
-    int64_t max = p->ld.max_message_size ? p->ld.max_message_size
+    int64_t max = p->ld->max_message_size ? p->ld->max_message_size
                                          : p->ctx->cfg->max_message_size;
 
     buf_init(&out);
@@ -585,7 +585,7 @@ static void do_post(struct post *p)
                   "or List-Id (mail loop)");
         goto out;
     }
-    if (!(m = members_of(p->ctx, &p->ld))) {
+    if (!(m = members_of(p->ctx, p->ld))) {
         snprintf(why, sizeof(why), "members file unusable");
         goto keep;
     }
@@ -594,13 +594,13 @@ static void do_post(struct post *p)
                  "message of %lld bytes is larger than "
                  "the list's limit of %lld bytes",
                  (long long)p->env.size, (long long)max);
-        act(p, &h, p->ld.oversize, why);
+        act(p, &h, p->ld->oversize, why);
         goto out;
     }
     if (!p->env.approved && !poster_allowed(p, &h, m)) {
         snprintf(why, sizeof(why), "<%s> may not post to %s@%s", p->env.sender,
-                 p->ld.name, p->ld.domain);
-        act(p, &h, p->ld.others, why);
+                 p->ld->name, p->ld->domain);
+        act(p, &h, p->ld->others, why);
         goto out;
     }
     if (list_headers(p, &h) != 0 || headers_write(&h, &out) != 0) {
@@ -609,8 +609,8 @@ static void do_post(struct post *p)
     }
     if (m->n == 0)
         archive(p, &out); /* expand() archives once the post is marked */
-    snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld.name, p->ld.domain);
-    expand(p, &out, m->addr, m->n, sender, p->ld.verp);
+    snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld->name, p->ld->domain);
+    expand(p, &out, m->addr, m->n, sender, p->ld->verp);
     goto out;
 keep:
     give_back(p, why);
@@ -633,7 +633,7 @@ int post_process(struct stage_ctx *ctx, const char *fname)
     if (rc != 0) {
         if (rc < 0)
             log_error("%s", err);
-        return 0;
+        return rc < 0; /* an error: not again at once */
     }
     snprintf(p.id, sizeof(p.id), "%s", p.c.qn.name);
     if (queue_claim_read(&p.c, &p.env, &p.body_off, err, sizeof(err)) != 0) {
@@ -645,7 +645,8 @@ int post_process(struct stage_ctx *ctx, const char *fname)
         publish(&p, (size_t)p.env.expanded);
         goto out;
     }
-    if (listdef_load(ctx->cfg, p.env.list, &p.ld, err, sizeof(err)) != 0) {
+    if (!(p.ld = listdef_get(&ctx->lists, ctx->cfg, p.env.list, err,
+                             sizeof(err)))) {
         give_back(&p, err);
         goto out;
     }
@@ -662,15 +663,15 @@ int post_process(struct stage_ctx *ctx, const char *fname)
     case ROLE_OWNER:
     case ROLE_REQUEST:
         /* forwarded to the owners unchanged (commands are not processed) */
-        snprintf(sender, sizeof(sender), "%s-bounces@%s", p.ld.name,
-                 p.ld.domain);
-        if (p.ld.nowners == 0) {
+        snprintf(sender, sizeof(sender), "%s-bounces@%s", p.ld->name,
+                 p.ld->domain);
+        if (p.ld->nowners == 0) {
             log_warn("%s: %s mail for list %s, which has no owners: held", p.id,
-                     role_name(p.env.role), p.ld.name);
+                     role_name(p.env.role), p.ld->name);
             act(&p, NULL, ACT_HOLD, "no owners to forward to");
             break;
         }
-        expand(&p, &p.msg, p.ld.owners, p.ld.nowners, sender, 0);
+        expand(&p, &p.msg, p.ld->owners, p.ld->nowners, sender, 0);
         break;
     case ROLE_BOUNCES:
         log_warn("%s: bounce in in/: moving it to bounces/", p.id);
@@ -680,7 +681,6 @@ int post_process(struct stage_ctx *ctx, const char *fname)
     }
 out:
     queue_claim_close(&p.c);
-    listdef_free(&p.ld);
     envelope_free(&p.env);
     buf_free(&p.msg);
     return p.retry;

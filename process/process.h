@@ -21,6 +21,7 @@ struct stage_ctx {
     const struct mmq_config *cfg;
     struct member_cache *cache;
     size_t ncache;
+    struct listdef_cache lists; /* list files, parsed again when changed */
 };
 
 /*

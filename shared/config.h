@@ -104,6 +104,16 @@ const struct mmq_node *config_slice_owner(const struct mmq_config *cfg,
 int config_parse_file(config_t *lc, const char *path, const char *include_dir,
                       char *err, size_t errlen);
 
+/*
+ * The integer setting cs of file, checked against min..max: the range
+ * rules of every configuration file (mmq.conf and the list files), so
+ * that a literal libconfig wrapped to 32 bits (it reads one without the
+ * L suffix so) is an error everywhere.  0, or -1 with "file:line: reason".
+ */
+int config_get_integer(config_setting_t *cs, const char *file, long long min,
+                       long long max, long long *out, char *err,
+                       size_t errlen);
+
 /* Node names: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 int config_valid_node(const char *name);
 
