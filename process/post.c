@@ -381,8 +381,7 @@ static int subject_prefix(struct post *p, struct headers *h)
 {
     const char *px = p->ld->subject_prefix;
     long i;
-    char *v, *dec, *nv;
-    int rc;
+    char *v, *dec;
 
     if (!px || !px[0])
         return 0;
@@ -397,15 +396,11 @@ static int subject_prefix(struct post *p, struct headers *h)
         return 0;
     }
     free(dec);
-    if (!(nv = malloc(strlen(px) + strlen(v) + 2))) {
-        free(v);
-        return -1;
-    }
-    sprintf(nv, "%s %s", px, v);
-    rc = headers_replace(h, (size_t)i, nv);
-    free(nv);
     free(v);
-    return rc;
+    /* In front of the Subject as received: its folding and every byte of
+     * it (a NUL too) are kept, and the first line is folded if the prefix
+     * would make it long. */
+    return headers_prefix(h, (size_t)i, px);
 }
 
 static int list_headers(struct post *p, struct headers *h)

@@ -14,6 +14,9 @@
 #   7  a world-writable bucket: refused by mmq-filter and mmq-process,
 #      reported by mmqctl check; a world-writable list file: refused,
 #      reported by mmqctl check; a world-writable mmq.conf: refused
+#   8  subject_prefix on a Subject folded over 10,001 lines: still folded,
+#      no line over 998 bytes, unfolding gives the prefix and the original;
+#      a long first line is folded after the prefix; a NUL is kept
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/process-lib.sh"
@@ -140,5 +143,43 @@ pl_process
 is "$PRC" 78 "world-writable mmq.conf: mmq-process refuses to start (78)"
 check "world-writable mmq.conf: says so" grep -q "mmq.conf: world-writable" "$PLOG"
 chmod o-w "$CONF"
+
+# ------------------------------------------------------------------ 8
+mk_spool
+pl_list dev 'posters = "anyone";' 'subject_prefix = "[dev]";'
+pl_members dev m@example.org
+{
+    printf 'From: a@example.org\r\nSubject: start'
+    for ((i = 0; i < 10000; i++)); do printf '\r\n word%05d and more' "$i"; done
+    printf '\r\nMessage-ID: <fold@example.org>\r\n\r\nbody\r\n'
+} >"$W/folded"
+pl_post "$W/folded" -f a@example.org dev || bail_out "mmq-filter refused the folded message"
+pl_process
+pl_outs
+pl_msg "${OUTS[0]}" "$W/folded.out"
+longest=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }' "$W/folded.out")
+check "a Subject of 10,001 lines: no line longer than 998 bytes ($longest)" test "$longest" -le 998
+want=$(sed -n '/^Subject:/,/^Message-ID:/p' "$W/folded" | sed '$d' | tr -d '\r\n' | sed 's/^Subject: /Subject: [dev] /')
+got=$(sed -n '/^Subject:/,/^Message-ID:/p' "$W/folded.out" | sed '$d' | tr -d '\r\n')
+is "${#got}:$(md5sum <<<"$got")" "${#want}:$(md5sum <<<"$want")" "a Subject of 10,001 lines: unfolds to the prefix and the original"
+is "$(sed -n '/^Subject:/,/^Message-ID:/p' "$W/folded.out" | wc -l)" 10002 "a Subject of 10,001 lines: its folding kept"
+pl_clear_out
+long=$(printf 'x%.0s' $(seq 90))
+printf 'From: a@example.org\nSubject: %s\nMessage-ID: <long@example.org>\n\nbody\n' "$long" >"$W/long"
+pl_post "$W/long" -f a@example.org dev || bail_out "mmq-filter refused the long message"
+pl_process
+pl_outs
+pl_msg "${OUTS[0]}" "$W/long.out"
+is "$(grep -A1 '^Subject:' "$W/long.out")" "$(printf 'Subject: [dev]\n %s' "$long")" \
+    "a Subject whose first line would pass 78 characters: folded after the prefix"
+pl_clear_out
+printf 'From: a@example.org\nSubject: before\0after\nMessage-ID: <nul@example.org>\n\nbody\n' >"$W/nul"
+pl_post "$W/nul" -f a@example.org dev || bail_out "mmq-filter refused the NUL message"
+pl_process
+pl_outs
+pl_msg "${OUTS[0]}" "$W/nul.out"
+is "$(grep -a '^Subject:' "$W/nul.out" | od -An -c | tr -s ' ' | tr -d '\n')" \
+    "$(printf 'Subject: [dev] before\0after\n' | od -An -c | tr -s ' ' | tr -d '\n')" \
+    "a NUL in the Subject: kept, the value not cut there"
 
 done_testing
