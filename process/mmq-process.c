@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dedup.h"
 #include "lease.h"
 #include "log.h"
 #include "process.h"
@@ -158,6 +159,11 @@ static int lease_round(struct spool *sp)
     return n > 0 ? n : 0;
 }
 
+/* Marks of accepted posts older than duplicate_window are removed at
+ * start and then hourly (dedup.h). */
+#define DEDUP_EXPIRE_EVERY 3600
+static time_t next_expire;
+
 /* Process what is ready now; returns how many entries were handled
  * (entries waiting for a later try are not counted). */
 static size_t run_once(struct stage_ctx *ctx, const struct slice_set *all)
@@ -175,6 +181,10 @@ static size_t run_once(struct stage_ctx *ctx, const struct slice_set *all)
         if (lease_active(&lease, &active) != 0)
             log_fatal(EX_OSERR, "out of memory");
         set = &active;
+    }
+    if (now >= next_expire) { /* scheduled first: see the GUIDE's lessons */
+        next_expire = now + DEDUP_EXPIRE_EVERY;
+        dedup_expire(ctx->sp, ctx->cfg->duplicate_window);
     }
     if (queue_list(ctx->sp, "in", set, QL_READY, 1000 + nlater, &l, err,
                    sizeof(err)) != 0) {

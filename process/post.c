@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "dedup.h"
 #include "digest.h"
 #include "dsn.h"
 #include "envelope.h"
@@ -532,6 +533,39 @@ static void archive(struct post *p, const struct buf *msg)
     buf_free(&rec);
 }
 
+/* ---------------------------------------------------------- duplicates */
+
+/*
+ * A second copy of a post already accepted for this list (the MTA
+ * delivered it again after mmq-filter died between its commit and its
+ * exit): dropped, see dedup.h.  0: go on; 1: handled (dropped, or given
+ * back to in/ if the mark could not be made).
+ */
+static int duplicate(struct post *p, struct headers *h)
+{
+    char err[QUEUE_ERR_MAX], first[QNAME_LEN + 1], what[QUEUE_ERR_MAX + 64];
+    long i = headers_find(h, "Message-ID", 0);
+    char *id = i >= 0 ? headers_value(h, (size_t)i) : NULL;
+    int rc;
+
+    if (i >= 0 && !id)
+        return give_back(p, "out of memory"), 1;
+    rc = dedup_check(p->ctx->sp, p->ctx->cfg->duplicate_window, p->ld->name,
+                     id, p->msg.data + h->body_off, p->msg.len - h->body_off,
+                     p->c.qn.name, first, err, sizeof(err));
+    if (rc == 1) {
+        snprintf(what, sizeof(what),
+                 "discarded: a duplicate of %s (Message-ID %s and the same "
+                 "body, within duplicate_window)",
+                 first, id);
+        finish(p, what);
+    } else if (rc < 0) {
+        give_back(p, err);
+    }
+    free(id);
+    return rc != 0;
+}
+
 /* ---------------------------------------------------------- the story */
 
 static struct members *members_of(struct stage_ctx *ctx,
@@ -598,6 +632,8 @@ static void do_post(struct post *p)
         act(p, &h, p->ld->others, why);
         goto out;
     }
+    if (duplicate(p, &h))
+        goto out;
     if (list_headers(p, &h) != 0 || headers_write(&h, &out) != 0) {
         snprintf(why, sizeof(why), "out of memory editing headers");
         goto keep;

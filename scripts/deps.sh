@@ -25,6 +25,10 @@
 #                                 t/cluster-gluster.sh (started by the test
 #                                 on a loopback address, never as a service)
 #   libfaketime                   node clocks hours apart (t/cluster-skew.sh)
+#   strace                        syscall fault injection and tracing: kill a
+#                                 program at an exact syscall (t/process-*.sh)
+#                                 and check every rename into a queue is
+#                                 followed by a directory fsync (t/fsync-trace.sh)
 #   libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
 #                                 the libraries of exim4-daemon-light (see below)
 #
@@ -46,6 +50,7 @@ PKGS=(
     clang libclang-rt-14-dev
     util-linux procps e2fsprogs
     glusterfs-server glusterfs-client libfaketime
+    strace
     libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
 )
 EXIM_DIR=${MMQ_EXIM_DIR:-/var/cache/mmq-test/exim}

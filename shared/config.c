@@ -64,6 +64,7 @@ static const struct setting settings[] = {
     {"postmaster", C_STR, OFF(postmaster), 0, 0},
     {"process_slices", C_STR, OFF(process_slices), 0, 0},
     {"archive_dir", C_STR, OFF(archive_dir), 0, 0},
+    {"duplicate_window", C_INT, OFF(duplicate_window), 0, 365 * 86400},
     {"lease_time", C_INT, OFF(lease_time), 2, 3600},
     {"lease_margin", C_INT, OFF(lease_margin), 1, 3600},
 };
@@ -131,6 +132,7 @@ int config_defaults(struct mmq_config *cfg)
     cfg->scan_interval = 10;
     cfg->tls = strdup("off");
     cfg->process_slices = strdup("all");
+    cfg->duplicate_window = 3 * 86400;
     cfg->lease_time = 30;
     cfg->lease_margin = 10;
     if (!cfg->spool || !cfg->node || !cfg->lists_dir || !cfg->relay_host ||

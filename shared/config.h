@@ -64,6 +64,7 @@ struct mmq_config {
     /* list stage (mmq-process) */
     char *process_slices; /* slices this node's list stage serves */
     char *archive_dir;    /* list archives (mbox); NULL: SPOOL/archive */
+    int duplicate_window; /* seconds a post's mark drops a second copy */
 
     /* cluster: leases per (stage, slice), see lease.h */
     struct mmq_node *nodes; /* NULL: no cluster, no leases */

@@ -174,14 +174,16 @@ mk_tmpdir() {
 }
 
 # write_conf [LINE...]: write $CONF for $SPOOL and $LISTS, node "testnode",
-# plus the extra lines given (libconfig syntax, e.g. "max_message_size = 1000;").
+# plus the extra lines given (libconfig syntax, e.g. "max_message_size = 1000;")
+# and those of the array TEST_CONF_LINES (a test's own defaults).
+TEST_CONF_LINES=()
 write_conf() {
     {
         printf 'spool = "%s";\n' "$SPOOL"
         printf 'lists_dir = "%s";\n' "$LISTS"
         printf 'node = "testnode";\n'
         local line
-        for line in "$@"; do
+        for line in ${TEST_CONF_LINES[@]+"${TEST_CONF_LINES[@]}"} "$@"; do
             printf '%s\n' "$line"
         done
     } >"$CONF"

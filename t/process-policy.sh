@@ -27,6 +27,9 @@ set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/process-lib.sh"
 
 pl_init
+# The checks here post the same message (Message-ID and body) again and
+# again, as separate posts: no duplicate suppression (t/process-dup.sh).
+TEST_CONF_LINES=("duplicate_window = 0;")
 mk_tmpdir
 W=$T # the test's own files (messages, results): $T changes with each mk_spool
 D=$PL_DOMAIN
