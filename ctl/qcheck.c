@@ -372,6 +372,25 @@ static int slice_foreign(struct ctx *x, const char *stage, unsigned i)
     return found;
 }
 
+/* Without a nodes list: another node's runner on slices we serve. */
+static void check_overlap(struct ctx *x, const char *stage,
+                          const struct slice_set *set)
+{
+    struct slice_set ov = {0, NULL};
+    char others[256];
+    unsigned i;
+
+    if (spool_slice_overlap(x->sp, stage, set, &ov, others, sizeof(others)) >
+        0)
+        for (i = 0; i < ov.n; i++)
+            if (ov.on[i])
+                say(x, QC_PROBLEM,
+                    "slice %u of %u: run by mmq-%s on this node (%s) and on "
+                    "node %s too (no nodes list keeps them apart)",
+                    i, ov.n, stage, x->sp->cfg->node, others);
+    slice_set_free(&ov);
+}
+
 static void check_stage_slices(struct ctx *x, const char *stage,
                                const char *spec)
 {
@@ -383,6 +402,7 @@ static void check_stage_slices(struct ctx *x, const char *stage,
         say(x, QC_PROBLEM, "%s slices \"%s\": %s", stage, spec, why);
         return;
     }
+    check_overlap(x, stage, &set);
     for (i = 0; i < n; i++) {
         if (set.on[i] && !slice_locked(x, stage, i))
             say(x, QC_PROBLEM,
@@ -440,6 +460,47 @@ static void check_cluster_slices(struct ctx *x, const char *stage)
                 i, n, stage, li[i].node, owner->name);
     }
     free(li);
+}
+
+/*
+ * The agents' heartbeats (lease.h): one of our node name on another host
+ * (two hosts given one node name), or one whose slice map differs from
+ * ours (the nodes lists disagree).  Only recent ones count (by the
+ * writer's clock, like the renewal ages above): an agent that died left
+ * its heartbeat behind.
+ */
+static void check_peers(struct ctx *x)
+{
+    const struct mmq_config *cfg = x->sp->cfg;
+    struct lease_peer *p = calloc(256, sizeof(*p));
+    char err[QUEUE_ERR_MAX], host[64], map[41];
+    int n, k;
+
+    if (!p)
+        return;
+    n = lease_peers(x->sp, p, 256, err, sizeof(err));
+    if (n < 0)
+        say(x, QC_PROBLEM, "heartbeats: %s", err);
+    lease_host_id(host, sizeof(host));
+    if (lease_map_digest(cfg, map) != 0)
+        map[0] = 0;
+    for (k = 0; k < n; k++) {
+        if (x->now - p[k].wall > 2 * (cfg->lease_time + cfg->lease_margin))
+            continue;
+        if (strcmp(p[k].node, cfg->node) == 0 && p[k].host[0] &&
+            strcmp(p[k].host, host) != 0)
+            say(x, QC_PROBLEM,
+                "lease/%s: an agent of this node's name (%s) on another "
+                "host (boot id %s, ours %s): give each host its own node "
+                "name",
+                p[k].name, cfg->node, p[k].host, host);
+        if (p[k].map[0] && map[0] && strcmp(p[k].map, map) != 0)
+            say(x, QC_PROBLEM,
+                "lease/%s: node %s runs with slice map %.12s, this "
+                "configuration has %.12s: the nodes lists disagree",
+                p[k].name, p[k].node, p[k].map, map);
+    }
+    free(p);
 }
 
 /* ---------------------------------------------------------- config files */
@@ -519,6 +580,7 @@ int qcheck_spool(struct spool *sp, int flags, qcheck_report report, void *arg,
     for (q = 0; queue_names[q]; q++)
         check_queue(&x, queue_names[q]);
     if ((flags & QC_SLICES) && sp->cfg->nnodes > 0) {
+        check_peers(&x);
         check_cluster_slices(&x, "process");
         check_cluster_slices(&x, "deliver");
     } else if (flags & QC_SLICES) {

@@ -211,6 +211,96 @@ int spool_lock_slices(struct spool *sp, const char *stage,
     return 0;
 }
 
+int spool_slice_overlap(struct spool *sp, const char *stage,
+                        const struct slice_set *set, struct slice_set *overlap,
+                        char *others, size_t olen)
+{
+    size_t sl = strlen(stage), ml = strlen(sp->cfg->node);
+    struct dirent *de;
+    int count = 0;
+    DIR *d;
+    int fd = openat(sp->fd, "lock", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    others[0] = 0;
+    overlap->n = set->n;
+    if (!(overlap->on = calloc(set->n ? set->n : 1, 1))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (fd < 0 || !(d = fdopendir(fd))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *node = de->d_name + sl + 1, *dot = strrchr(de->d_name, '.');
+        unsigned long i;
+        char *end;
+        int lfd, held;
+
+        /* STAGE.NODE.I of another node, I one of our slices */
+        if (strncmp(de->d_name, stage, sl) != 0 || de->d_name[sl] != '.' ||
+            !dot || dot <= node || ((size_t)(dot - node) == ml &&
+                                    strncmp(node, sp->cfg->node, ml) == 0))
+            continue;
+        i = strtoul(dot + 1, &end, 10);
+        if (*end || end == dot + 1 || i >= set->n || !set->on[i])
+            continue;
+        lfd = openat(fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (lfd < 0)
+            continue;
+        held = flock(lfd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        close(lfd); /* releases the probe's lock, if it got one */
+        if (!held)
+            continue;
+        if (!overlap->on[i]++)
+            count++;
+        if (strlen(others) + (size_t)(dot - node) + 2 < olen) {
+            char nm[72];
+            snprintf(nm, sizeof(nm), "%.*s", (int)(dot - node), node);
+            if (!strstr(others, nm)) /* names are few: a substring test */
+                snprintf(others + strlen(others), olen - strlen(others),
+                         "%s%s", others[0] ? "," : "", nm);
+        }
+    }
+    closedir(d);
+    return count;
+}
+
+void spool_watch_overlap(struct spool *sp, const char *stage,
+                         const struct slice_set *set, time_t *next, int *last)
+{
+    static time_t logged;
+    struct slice_set ov = {0, NULL};
+    char others[256];
+    time_t now = time(NULL);
+    int n;
+
+    if (now < *next)
+        return;
+    *next = now + 60; /* scheduled first */
+    n = spool_slice_overlap(sp, stage, set, &ov, others, sizeof(others));
+    if (n > 0 && (n != *last || now - logged >= 3600)) {
+        unsigned i, first = ov.n;
+        for (i = 0; i < ov.n && first == ov.n; i++)
+            if (ov.on[i])
+                first = i;
+        log_error("%d of our slices of %s (slice %u and more) are also run "
+                  "by mmq-%s on node %s: with no nodes list nothing keeps "
+                  "nodes sharing a spool apart; give each node its own "
+                  "slices (%s_slices) or configure a nodes list",
+                  n, stage, first, stage, others,
+                  strcmp(stage, "deliver") == 0 ? "delivery" : "process");
+        logged = now;
+    } else if (n == 0 && *last > 0) {
+        log_info("no other node runs our slices of %s any more", stage);
+    }
+    if (n >= 0)
+        *last = n;
+    slice_set_free(&ov);
+}
+
 int queue_watch(struct spool *sp, const char *queue,
                 const struct slice_set *set)
 {
