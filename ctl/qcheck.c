@@ -380,8 +380,7 @@ static void check_overlap(struct ctx *x, const char *stage,
     char others[256];
     unsigned i;
 
-    if (spool_slice_overlap(x->sp, stage, set, &ov, others, sizeof(others)) >
-        0)
+    if (spool_slice_overlap(x->sp, stage, set, &ov, others, sizeof(others)) > 0)
         for (i = 0; i < ov.n; i++)
             if (ov.on[i])
                 say(x, QC_PROBLEM,

@@ -35,8 +35,7 @@ static int ensure_dir(struct spool *sp, const char *rel, char *err,
     return 0;
 }
 
-static int sync_dir(struct spool *sp, const char *rel, char *err,
-                    size_t errlen)
+static int sync_dir(struct spool *sp, const char *rel, char *err, size_t errlen)
 {
     return spool_sync_dir(sp, rel, err, errlen);
 }
@@ -46,7 +45,8 @@ static int read_mark(struct spool *sp, const char *rel, char *first)
 {
     char buf[QNAME_LEN + 2];
     ssize_t n;
-    int fd = openat(sp->fd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd =
+        openat(sp->fd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
     if (fd < 0)
         return -1;
@@ -101,8 +101,8 @@ static int make_mark(struct spool *sp, const char *rel, const char *entry,
     /* a tmp/ name spool_clean_tmp() knows: removed if we die right here */
     snprintf(tmp, sizeof(tmp), "tmp/%lld.%06d%s#%lu", (long long)tv.tv_sec,
              (int)tv.tv_usec, sp->token, ++dup_counter);
-    fd = openat(sp->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                0640);
+    fd = openat(sp->fd, tmp,
+                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0)
         return err_set(err, errlen, errno, "%s/%s: %s", sp->path, tmp,
                        strerror(errno));

@@ -550,8 +550,8 @@ static int duplicate(struct post *p, struct headers *h)
 
     if (i >= 0 && !id)
         return give_back(p, "out of memory"), 1;
-    rc = dedup_check(p->ctx->sp, p->ctx->cfg->duplicate_window, p->ld->name,
-                     id, p->msg.data + h->body_off, p->msg.len - h->body_off,
+    rc = dedup_check(p->ctx->sp, p->ctx->cfg->duplicate_window, p->ld->name, id,
+                     p->msg.data + h->body_off, p->msg.len - h->body_off,
                      p->c.qn.name, first, err, sizeof(err));
     if (rc == 1) {
         snprintf(what, sizeof(what),
@@ -602,7 +602,7 @@ static void do_post(struct post *p)
     struct members *m;
     char sender[LIST_NAME_MAX + 300], why[256];
     int64_t max = p->ld->max_message_size ? p->ld->max_message_size
-                                         : p->ctx->cfg->max_message_size;
+                                          : p->ctx->cfg->max_message_size;
 
     buf_init(&out);
     if (headers_parse(p->msg.data, p->msg.len, &h) != 0) {
@@ -640,7 +640,8 @@ static void do_post(struct post *p)
     }
     if (m->n == 0)
         archive(p, &out); /* expand() archives once the post is marked */
-    snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld->name, p->ld->domain);
+    snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld->name,
+             p->ld->domain);
     expand(p, &out, m->addr, m->n, sender, p->ld->verp);
     goto out;
 keep:

@@ -217,8 +217,7 @@ static int int_literal_wrapped(const char *file, int line, const char *name,
 int config_get_integer(config_setting_t *cs, const char *file, long long min,
                        long long max, long long *out, char *err, size_t errlen)
 {
-    const char *name =
-        config_setting_name(cs) ? config_setting_name(cs) : "?";
+    const char *name = config_setting_name(cs) ? config_setting_name(cs) : "?";
     int line = config_setting_source_line(cs);
     int type = config_setting_type(cs);
 

@@ -112,8 +112,7 @@ int config_parse_file(config_t *lc, const char *path, const char *include_dir,
  * L suffix so) is an error everywhere.  0, or -1 with "file:line: reason".
  */
 int config_get_integer(config_setting_t *cs, const char *file, long long min,
-                       long long max, long long *out, char *err,
-                       size_t errlen);
+                       long long max, long long *out, char *err, size_t errlen);
 
 /* Node names: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 int config_valid_node(const char *name);

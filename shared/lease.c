@@ -705,8 +705,8 @@ static int read_peers(int dfd, struct lease_peer *out, size_t max)
     return (int)k;
 }
 
-int lease_peers(struct spool *sp, struct lease_peer *out, size_t max,
-                char *err, size_t errlen)
+int lease_peers(struct spool *sp, struct lease_peer *out, size_t max, char *err,
+                size_t errlen)
 {
     int n, dfd = openat(sp->fd, LEASE_DIR,
                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -729,8 +729,8 @@ int lease_peers(struct spool *sp, struct lease_peer *out, size_t max,
 struct lease_peer_obs {
     char name[200];
     long long seq;
-    int alive;            /* its seq moved while we watched */
-    double reported;      /* when we last logged its map mismatch */
+    int alive;       /* its seq moved while we watched */
+    double reported; /* when we last logged its map mismatch */
 };
 
 /*

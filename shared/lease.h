@@ -55,9 +55,10 @@
  * on we start no work (lease_key_ok() says no) and hold nothing new, and
  * two rounds later, so that the other host's agent sees our heartbeat
  * move too and refuses as well, lease_tick() sets fatal (with the reason
- * in fatal_err): the caller must refuse to run.  A live agent whose map differs from ours means the nodes lists
- * of the nodes' mmq.conf disagree: logged as an error when seen and every
- * hour while it lasts; "mmqctl check" reports both (lease_peers()).
+ * in fatal_err): the caller must refuse to run.  A live agent whose map differs
+ * from ours means the nodes lists of the nodes' mmq.conf disagree: logged as an
+ * error when seen and every hour while it lasts; "mmqctl check" reports both
+ * (lease_peers()).
  *
  * Memory: lease_open() allocates what lease_close() frees; the validity
  * table is a MAP_SHARED page so that forked workers see it change.
@@ -108,9 +109,9 @@ struct lease_set {
     double next_tick;
     double *shared; /* valid_until per slice, MAP_SHARED (workers read) */
     size_t shared_len;
-    char host[64];  /* our host's boot id */
-    char map[41];   /* lease_map_digest() of our configuration */
-    int fatal;      /* another host runs agents under our node name */
+    char host[64];    /* our host's boot id */
+    char map[41];     /* lease_map_digest() of our configuration */
+    int fatal;        /* another host runs agents under our node name */
     int fatal_rounds; /* rounds since we saw it (see lease_tick()) */
     char fatal_err[512];
     struct lease_peer_obs *peers; /* other agents' heartbeats observed */
@@ -192,8 +193,8 @@ struct lease_peer {
 
 /* The heartbeats of every stage in the lease directory, at most max, into
  * out; returns how many (0 when there is no lease directory), or -1. */
-int lease_peers(struct spool *sp, struct lease_peer *out, size_t max,
-                char *err, size_t errlen);
+int lease_peers(struct spool *sp, struct lease_peer *out, size_t max, char *err,
+                size_t errlen);
 
 /* Read the current lease of every slice of stage without taking part:
  * li has room for sp->cfg->slices entries. */

@@ -537,8 +537,10 @@ int members_load(struct members *m, const char *path, char *err, size_t errlen)
     }
     text[got] = 0;
     if (memchr(text, 0, (size_t)got)) {
-        snprintf(err, errlen, "%s: a binary file (NUL bytes), not a text file "
-                 "of addresses", path);
+        snprintf(err, errlen,
+                 "%s: a binary file (NUL bytes), not a text file "
+                 "of addresses",
+                 path);
         free(text);
         return -1;
     }

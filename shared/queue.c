@@ -241,8 +241,9 @@ int spool_slice_overlap(struct spool *sp, const char *stage,
 
         /* STAGE.NODE.I of another node, I one of our slices */
         if (strncmp(de->d_name, stage, sl) != 0 || de->d_name[sl] != '.' ||
-            !dot || dot <= node || ((size_t)(dot - node) == ml &&
-                                    strncmp(node, sp->cfg->node, ml) == 0))
+            !dot || dot <= node ||
+            ((size_t)(dot - node) == ml &&
+             strncmp(node, sp->cfg->node, ml) == 0))
             continue;
         i = strtoul(dot + 1, &end, 10);
         if (*end || end == dot + 1 || i >= set->n || !set->on[i])
@@ -260,8 +261,8 @@ int spool_slice_overlap(struct spool *sp, const char *stage,
             char nm[72];
             snprintf(nm, sizeof(nm), "%.*s", (int)(dot - node), node);
             if (!strstr(others, nm)) /* names are few: a substring test */
-                snprintf(others + strlen(others), olen - strlen(others),
-                         "%s%s", others[0] ? "," : "", nm);
+                snprintf(others + strlen(others), olen - strlen(others), "%s%s",
+                         others[0] ? "," : "", nm);
         }
     }
     closedir(d);
@@ -719,8 +720,8 @@ static int qf_publish(struct queue_file *qf, const char *fname)
 
     qname_bucket(qf->queue, fname, bucket, sizeof(bucket));
     snprintf(dst, sizeof(dst), "%s/%s", bucket, fname);
-    bfd = openat(sp->fd, bucket,
-                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    bfd =
+        openat(sp->fd, bucket, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (bfd < 0)
         return qf_fail(qf, errno, bucket);
     /* Never publish into a bucket anyone could have written to. */
@@ -1114,8 +1115,8 @@ static int claim_from(struct spool *sp, const char *queue, const char *rel,
         int e = errno;
         if (e == ELOOP || e == EACCES || e == EPERM || e == ENXIO ||
             e == ENODEV || e == EISDIR)
-            return claim_refuse(c, rel, e == ELOOP ? "a symbolic link"
-                                                   : strerror(e),
+            return claim_refuse(c, rel,
+                                e == ELOOP ? "a symbolic link" : strerror(e),
                                 err, errlen);
         /* Out of descriptors or memory, an I/O error: may work later. */
         renameat(sp->fd, c->path, sp->fd, rel);

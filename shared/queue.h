@@ -109,8 +109,7 @@ int spool_slice_overlap(struct spool *sp, const char *stage,
  * when that changes, and every hour while it lasts.  *next and *last
  * (start at 0) are the caller's state. */
 void spool_watch_overlap(struct spool *sp, const char *stage,
-                         const struct slice_set *set, time_t *next,
-                         int *last);
+                         const struct slice_set *set, time_t *next, int *last);
 /* An inotify descriptor (non-blocking) watching for entries moved into
  * the buckets of queue that overlap set; -1 if inotify is unavailable. */
 int queue_watch(struct spool *sp, const char *queue,

@@ -64,8 +64,7 @@ static void write_list(const char *text)
 }
 
 /* listdef_load of list "l" fails with err containing needle. */
-static void list_refused(const char *text, const char *needle,
-                         const char *what)
+static void list_refused(const char *text, const char *needle, const char *what)
 {
     struct listdef ld;
     char err[512] = "";
@@ -141,8 +140,7 @@ static void test_members(void)
     if (mkfifo(path, 0640) != 0)
         bail_out("mkfifo %s: %s", path, strerror(errno));
     members_refused(path, "fifo.members: not a regular file", "a FIFO");
-    members_refused("/dev/zero", "/dev/zero: not a regular file",
-                    "/dev/zero");
+    members_refused("/dev/zero", "/dev/zero: not a regular file", "/dev/zero");
     write_file("nul.members", "a@example.org\n\0\0\0\0\nb@example.org\n", 34);
     snprintf(path, sizeof(path), "%s/nul.members", tmpdir);
     members_refused(path, "nul.members: a binary file (NUL bytes)",
@@ -150,7 +148,8 @@ static void test_members(void)
     write_file("ww.members", "a@example.org\n", 14);
     snprintf(path, sizeof(path), "%s/ww.members", tmpdir);
     chmod(path, 0666);
-    members_refused(path, "ww.members: world-writable", "a world-writable file");
+    members_refused(path, "ww.members: world-writable",
+                    "a world-writable file");
 }
 
 static void set_mtime(const char *name, time_t t)
