@@ -27,7 +27,8 @@ CHECK=$top_srcdir/t/fsync-check.py
 mkdir "$W/tr"
 
 traced() { # traced NAME COMMAND...: COMMAND under strace, files $W/tr/NAME.PID
-    strace -ff -qq -y -o "$W/tr/$1" \
+    # (LeakSanitizer cannot run under ptrace: off for the traced programs)
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -ff -qq -y -o "$W/tr/$1" \
         -e trace=execve,renameat,renameat2,fsync,fdatasync,unlinkat,exit_group -- "${@:2}"
 }
 
