@@ -122,6 +122,8 @@ cat >"$W/mmq.conf" <<EOF
 spool = "$W/spool";
 lists_dir = "$W/lists";
 node = "bench";
+# every run posts the same message as a new post: not a duplicate
+duplicate_window = 0;
 EOF
 "$MMQCTL" -c "$W/mmq.conf" init >/dev/null || die "mmqctl init failed"
 {

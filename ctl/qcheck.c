@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -371,6 +372,24 @@ static int slice_foreign(struct ctx *x, const char *stage, unsigned i)
     return found;
 }
 
+/* Without a nodes list: another node's runner on slices we serve. */
+static void check_overlap(struct ctx *x, const char *stage,
+                          const struct slice_set *set)
+{
+    struct slice_set ov = {0, NULL};
+    char others[256];
+    unsigned i;
+
+    if (spool_slice_overlap(x->sp, stage, set, &ov, others, sizeof(others)) > 0)
+        for (i = 0; i < ov.n; i++)
+            if (ov.on[i])
+                say(x, QC_PROBLEM,
+                    "slice %u of %u: run by mmq-%s on this node (%s) and on "
+                    "node %s too (no nodes list keeps them apart)",
+                    i, ov.n, stage, x->sp->cfg->node, others);
+    slice_set_free(&ov);
+}
+
 /* Without a cluster: the slices lacking a runner, one line per kind and
  * stage with their ranges (not one line per slice). */
 static void check_stage_slices(struct ctx *x, const char *stage,
@@ -389,6 +408,7 @@ static void check_stage_slices(struct ctx *x, const char *stage,
         say(x, QC_PROBLEM, "%s slices: %s", stage, why);
         goto out;
     }
+    check_overlap(x, stage, &set);
     for (i = 0; i < n; i++) {
         if (set.on[i] && !slice_locked(x, stage, i))
             idle.on[i] = 1, nidle++;
@@ -465,6 +485,93 @@ static void check_cluster_slices(struct ctx *x, const char *stage)
     free(li);
 }
 
+/*
+ * The agents' heartbeats (lease.h): one of our node name on another host
+ * (two hosts given one node name), or one whose slice map differs from
+ * ours (the nodes lists disagree).  Only recent ones count (by the
+ * writer's clock, like the renewal ages above): an agent that died left
+ * its heartbeat behind.
+ */
+static void check_peers(struct ctx *x)
+{
+    const struct mmq_config *cfg = x->sp->cfg;
+    struct lease_peer *p = calloc(256, sizeof(*p));
+    char err[QUEUE_ERR_MAX], host[64], map[41];
+    int n, k;
+
+    if (!p)
+        return;
+    n = lease_peers(x->sp, p, 256, err, sizeof(err));
+    if (n < 0)
+        say(x, QC_PROBLEM, "heartbeats: %s", err);
+    lease_host_id(host, sizeof(host));
+    if (lease_map_digest(cfg, map) != 0)
+        map[0] = 0;
+    for (k = 0; k < n; k++) {
+        if (x->now - p[k].wall > 2 * (cfg->lease_time + cfg->lease_margin))
+            continue;
+        if (strcmp(p[k].node, cfg->node) == 0 && p[k].host[0] &&
+            strcmp(p[k].host, host) != 0)
+            say(x, QC_PROBLEM,
+                "lease/%s: an agent of this node's name (%s) on another "
+                "host (boot id %s, ours %s): give each host its own node "
+                "name",
+                p[k].name, cfg->node, p[k].host, host);
+        if (p[k].map[0] && map[0] && strcmp(p[k].map, map) != 0)
+            say(x, QC_PROBLEM,
+                "lease/%s: node %s runs with slice map %.12s, this "
+                "configuration has %.12s: the nodes lists disagree",
+                p[k].name, p[k].node, p[k].map, map);
+    }
+    free(p);
+}
+
+/* ---------------------------------------------------------- config files */
+
+/* As "postfix check" does: configuration anyone (or the group) could
+ * have written.  The programs refuse a world-writable one. */
+static void check_conf_file(struct ctx *x, const char *path,
+                            const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+        say(x, QC_PROBLEM, "%s: not a regular file (the programs refuse it)",
+            path);
+    else if (st->st_mode & S_IWOTH)
+        say(x, QC_PROBLEM, "%s: mode %04o: writable by anyone (%s: chmod o-w)",
+            path, (unsigned)(st->st_mode & 07777),
+            S_ISDIR(st->st_mode) ? "anyone can replace the list files"
+                                 : "the programs refuse it");
+    else if ((st->st_mode & S_IWGRP) && !S_ISDIR(st->st_mode))
+        say(x, QC_NOTE, "%s: mode %04o: writable by group %ld", path,
+            (unsigned)(st->st_mode & 07777), (long)st->st_gid);
+}
+
+static void check_config_files(struct ctx *x)
+{
+    const struct mmq_config *cfg = x->sp->cfg;
+    char path[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    DIR *d;
+
+    if (cfg->path && stat(cfg->path, &st) == 0)
+        check_conf_file(x, cfg->path, &st);
+    if (stat(cfg->lists_dir, &st) != 0 || !(d = opendir(cfg->lists_dir)))
+        return; /* mmq-filter says so at every post */
+    check_conf_file(x, cfg->lists_dir, &st);
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' ||
+            !((n > 5 && strcmp(de->d_name + n - 5, ".conf") == 0) ||
+              (n > 8 && strcmp(de->d_name + n - 8, ".members") == 0)))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", cfg->lists_dir, de->d_name);
+        if (stat(path, &st) == 0)
+            check_conf_file(x, path, &st);
+    }
+    closedir(d);
+}
+
 /* ---------------------------------------------------------------- entry */
 
 int qcheck_spool(struct spool *sp, int flags, qcheck_report report, void *arg,
@@ -491,10 +598,12 @@ int qcheck_spool(struct spool *sp, int flags, qcheck_report report, void *arg,
     (void)check_dir(&x, ".");
     (void)check_dir(&x, "lock");
     (void)check_dir(&x, "stage");
+    check_config_files(&x);
     check_tmp(&x);
     for (q = 0; queue_names[q]; q++)
         check_queue(&x, queue_names[q]);
     if ((flags & QC_SLICES) && sp->cfg->nnodes > 0) {
+        check_peers(&x);
         check_cluster_slices(&x, "process");
         check_cluster_slices(&x, "deliver");
     } else if (flags & QC_SLICES) {

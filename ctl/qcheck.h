@@ -16,6 +16,8 @@
  *  - claims: of this node, whether the process still runs (dead: run
  *    "mmqctl recover"); of other nodes, a note;
  *  - tmp/: files of dead writers of this node, or older than tmp_max_age;
+ *  - mmq.conf, lists_dir and its .conf and .members files: not regular
+ *    or world-writable (the programs refuse them), group-writable (note);
  *  - with QC_SLICES, the slice locks: every slice of process_slices and
  *    delivery_slices must be locked on this node (a runner serves it), and
  *    every other slice must have a lock file of some other node.  The

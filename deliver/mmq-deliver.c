@@ -72,6 +72,8 @@ struct agent {
     int inotify_fd;
     int wake[2];
     time_t next_scan, next_deferred, next_recover;
+    time_t next_overlap; /* without nodes: other nodes on our slices */
+    int overlapping;
     int dirty;
 };
 
@@ -216,6 +218,8 @@ static void recover(struct agent *a, int at_start)
 
 /* ------------------------------------------------------------- leases */
 
+static void shutdown_workers(struct agent *a);
+
 /* Is an entry of slice i in a worker's hands? */
 static int slice_busy(void *arg, unsigned i)
 {
@@ -242,6 +246,14 @@ static void lease_round(struct agent *a)
     int n = lease_tick(&a->lease, slice_busy, a, &gained, err, sizeof(err));
     unsigned i;
 
+    if (a->lease.fatal) { /* another host uses our node name */
+        char why[sizeof(a->lease.fatal_err)];
+        snprintf(why, sizeof(why), "%s", a->lease.fatal_err);
+        slice_set_free(&gained);
+        shutdown_workers(a);
+        lease_close(&a->lease);
+        log_fatal(EX_CONFIG, "%s", why);
+    }
     if (n < 0)
         log_error("%s", err);
     if (n > 0 && (queue_recover_foreign(&a->sp, "out", &gained, &st, err,
@@ -621,6 +633,9 @@ int main(int argc, char **argv)
             reload(&a);
         if (a.cluster && lease_now() >= a.lease.next_tick)
             lease_round(&a);
+        if (!a.cluster)
+            spool_watch_overlap(&a.sp, "deliver", &a.set, &a.next_overlap,
+                                &a.overlapping);
         reap(&a);
         kill_hung_workers(&a, now);
         if (now >= a.next_deferred)

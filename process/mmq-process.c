@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dedup.h"
 #include "lease.h"
 #include "log.h"
 #include "process.h"
@@ -148,6 +149,12 @@ static int lease_round(struct spool *sp)
     char err[QUEUE_ERR_MAX];
     int n = lease_tick(&lease, NULL, NULL, &gained, err, sizeof(err));
 
+    if (lease.fatal) { /* another host uses our node name */
+        snprintf(err, sizeof(err), "%s", lease.fatal_err);
+        slice_set_free(&gained);
+        lease_close(&lease);
+        log_fatal(EX_CONFIG, "%s", err);
+    }
     if (n < 0)
         log_error("%s", err);
     if (n > 0 &&
@@ -159,6 +166,14 @@ static int lease_round(struct spool *sp)
     slice_set_free(&gained);
     return n > 0 ? n : 0;
 }
+
+/* Marks of accepted posts older than duplicate_window are removed at
+ * start and then hourly (dedup.h). */
+#define DEDUP_EXPIRE_EVERY 3600
+static time_t next_expire;
+/* Without a nodes list: other nodes on our slices (queue.h). */
+static time_t next_overlap;
+static int overlapping;
 
 /* Process what is ready now; returns how many entries were handled
  * (entries waiting for a later try are not counted). */
@@ -177,6 +192,13 @@ static size_t run_once(struct stage_ctx *ctx, const struct slice_set *all)
         if (lease_active(&lease, &active) != 0)
             log_fatal(EX_OSERR, "out of memory");
         set = &active;
+    } else {
+        spool_watch_overlap(ctx->sp, "process", all, &next_overlap,
+                            &overlapping);
+    }
+    if (now >= next_expire) { /* scheduled first: see the GUIDE's lessons */
+        next_expire = now + DEDUP_EXPIRE_EVERY;
+        dedup_expire(ctx->sp, ctx->cfg->duplicate_window);
     }
     if (queue_list(ctx->sp, "in", set, QL_READY, 1000 + nlater, &l, err,
                    sizeof(err)) != 0) {
@@ -374,6 +396,7 @@ int main(int argc, char **argv)
         members_free(&ctx.cache[i].m);
     free(ctx.cache);
     dmarc_close(ctx.dmarc);
+    listdef_cache_free(&ctx.lists);
     if (ifd >= 0)
         close(ifd);
     slice_set_free(&set);

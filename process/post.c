@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "dedup.h"
 #include "digest.h"
 #include "dsn.h"
 #include "envelope.h"
@@ -53,7 +54,7 @@ struct post {
     struct envelope env;
     off_t body_off;
     struct buf msg; /* the message as received */
-    struct listdef ld;
+    const struct listdef *ld; /* borrowed from ctx->lists */
     char id[QNAME_LEN + 1];
     int retry; /* given back to in/: try again later */
 };
@@ -203,7 +204,7 @@ static void archive(struct post *p, const struct buf *msg);
 #define VERP_ENTRY_MIN 20
 static size_t entry_size(const struct post *p, size_t n, int verp)
 {
-    size_t per = (size_t)p->ld.per_entry, conns, split;
+    size_t per = (size_t)p->ld->per_entry, conns, split;
 
     if (!verp)
         return per;
@@ -236,7 +237,7 @@ static int expand(struct post *p, const struct buf *msg, char **rcpt, size_t n,
         out.held = p->env.held; /* time held for moderation does not count */
         out.verp = verp;
         out.size = (int64_t)msg->len;
-        if (envelope_set(&out.list, p->ld.name) ||
+        if (envelope_set(&out.list, p->ld->name) ||
             envelope_set(&out.sender, sender))
             goto oom;
         for (k = i * per; k < n && k < (i + 1) * per; k++)
@@ -301,14 +302,14 @@ static void reject_notice(struct post *p, struct headers *h, const char *reason)
     struct queue_file *qf;
     const char *to = p->env.sender;
     struct timeval tv;
-    size_t dn = strlen(p->ld.domain);
+    size_t dn = strlen(p->ld->domain);
     const char *at = strrchr(to, '@');
 
     enum mmq_role role;
 
     if (!to[0] || is_auto(h) ||
-        (at && strcasecmp(at + 1, p->ld.domain) == 0 &&
-         list_role_of_recipient(p->ld.name, to, &role) == 0)) {
+        (at && strcasecmp(at + 1, p->ld->domain) == 0 &&
+         list_role_of_recipient(p->ld->name, to, &role) == 0)) {
         log_info("%s: no rejection notice to <%s> (null sender, automatic "
                  "mail or the list itself)",
                  p->id, to);
@@ -326,15 +327,15 @@ static void reject_notice(struct post *p, struct headers *h, const char *reason)
                "charset=us-ascii\r\n\r\nYour message to the list %s@%s was "
                "not distributed:\r\n\r\n    %s\r\n\r\nContact %s-owner@%s "
                "if you think this is wrong.\r\n",
-               p->ld.name, p->ld.domain, to, p->ld.name, date, p->c.qn.hash,
-               p->ld.domain, p->ld.name, p->ld.domain, reason, p->ld.name,
-               p->ld.domain);
+               p->ld->name, p->ld->domain, to, p->ld->name, date, p->c.qn.hash,
+               p->ld->domain, p->ld->name, p->ld->domain, reason, p->ld->name,
+               p->ld->domain);
     envelope_init(&env);
     env.role = ROLE_POST;
     env.arrival_sec = tv.tv_sec;
     env.arrival_usec = (int32_t)tv.tv_usec;
     env.size = (int64_t)msg.len;
-    if (envelope_set(&env.list, p->ld.name) || envelope_set(&env.sender, "") ||
+    if (envelope_set(&env.list, p->ld->name) || envelope_set(&env.sender, "") ||
         envelope_add_rcpt(&env, to, NULL) ||
         !(qf = queue_file_create(p->ctx->sp, "out", err, sizeof(err)))) {
         log_error("%s: cannot queue a rejection notice", p->id);
@@ -388,21 +389,21 @@ static int poster_allowed(struct post *p, struct headers *h,
     size_t k;
     char *v;
 
-    if (p->ld.posters == POSTERS_ANYONE)
+    if (p->ld->posters == POSTERS_ANYONE)
         return 1;
     if (i >= 0 && (v = headers_value(h, (size_t)i)) != NULL) {
         if (header_address(v, from, sizeof(from)) != 0)
             from[0] = 0;
         free(v);
     }
-    for (k = 0; k < p->ld.nallowed; k++)
-        if (!strcasecmp(p->ld.allowed[k], from) ||
-            !strcasecmp(p->ld.allowed[k], p->env.sender))
+    for (k = 0; k < p->ld->nallowed; k++)
+        if (!strcasecmp(p->ld->allowed[k], from) ||
+            !strcasecmp(p->ld->allowed[k], p->env.sender))
             return 1;
-    if (p->ld.posters == POSTERS_LIST)
+    if (p->ld->posters == POSTERS_LIST)
         return 0;
-    for (k = 0; k < p->ld.nowners; k++)
-        if (!strcasecmp(p->ld.owners[k], from))
+    for (k = 0; k < p->ld->nowners; k++)
+        if (!strcasecmp(p->ld->owners[k], from))
             return 1;
     return (from[0] && members_contains(m, from)) ||
            (p->env.sender[0] && members_contains(m, p->env.sender));
@@ -416,8 +417,8 @@ static int looped(struct post *p, struct headers *h)
     int seen = 0;
     char *v;
 
-    snprintf(us, sizeof(us), "%s@%s", p->ld.name, p->ld.domain);
-    snprintf(id, sizeof(id), "<%s.%s>", p->ld.name, p->ld.domain);
+    snprintf(us, sizeof(us), "%s@%s", p->ld->name, p->ld->domain);
+    snprintf(id, sizeof(id), "<%s.%s>", p->ld->name, p->ld->domain);
     while (!seen && (i = headers_find(h, "X-BeenThere", (size_t)i)) >= 0) {
         if ((v = headers_value(h, (size_t)i++)) != NULL) {
             seen = strcasecmp(v, us) == 0;
@@ -437,10 +438,9 @@ static int looped(struct post *p, struct headers *h)
 
 static int subject_prefix(struct post *p, struct headers *h)
 {
-    const char *px = p->ld.subject_prefix;
+    const char *px = p->ld->subject_prefix;
     long i;
-    char *v, *dec, *nv;
-    int rc;
+    char *v, *dec;
 
     if (!px || !px[0])
         return 0;
@@ -455,20 +455,16 @@ static int subject_prefix(struct post *p, struct headers *h)
         return 0;
     }
     free(dec);
-    if (!(nv = malloc(strlen(px) + strlen(v) + 2))) {
-        free(v);
-        return -1;
-    }
-    sprintf(nv, "%s %s", px, v);
-    rc = headers_replace(h, (size_t)i, nv);
-    free(nv);
     free(v);
-    return rc;
+    /* In front of the Subject as received: its folding and every byte of
+     * it (a NUL too) are kept, and the first line is folded if the prefix
+     * would make it long. */
+    return headers_prefix(h, (size_t)i, px);
 }
 
 static int list_headers(struct post *p, struct headers *h)
 {
-    const struct listdef *ld = &p->ld;
+    const struct listdef *ld = p->ld;
     char v[1024], date[64];
     static const char *const ours[] = {
         "List-Id",        "List-Post",  "List-Help",    "List-Unsubscribe",
@@ -556,7 +552,7 @@ static void archive(struct post *p, const struct buf *msg)
     const char *s = msg->data, *end = msg->data + msg->len;
     int fd;
 
-    if (!p->ld.archive)
+    if (!p->ld->archive)
         return;
     if (p->ctx->cfg->archive_dir)
         snprintf(dir, sizeof(dir), "%s", p->ctx->cfg->archive_dir);
@@ -566,7 +562,7 @@ static void archive(struct post *p, const struct buf *msg)
         log_warn("%s: archive %s: %s", p->id, dir, strerror(errno));
         return;
     }
-    snprintf(path, sizeof(path), "%s/%s.mbox", dir, p->ld.name);
+    snprintf(path, sizeof(path), "%s/%s.mbox", dir, p->ld->name);
     buf_init(&rec);
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y", &tm);
@@ -607,7 +603,7 @@ static void archive(struct post *p, const struct buf *msg)
 static enum list_dmarc_action dmarc_check(struct post *p, struct headers *h,
                                           char *why, size_t whylen)
 {
-    const struct listdef *ld = &p->ld;
+    const struct listdef *ld = p->ld;
     enum list_dmarc_action a = ld->dmarc_action;
     struct dmarc_policy pol;
     char from[512], *v, *at;
@@ -672,17 +668,50 @@ static int dmarc_refuse(struct post *p, struct headers *h,
 
     if (a != DMARC_REJECT && a != DMARC_DISCARD)
         return 0;
-    if (a == DMARC_REJECT && p->ld.dmarc_notice)
-        snprintf(reason, sizeof(reason), "%s", p->ld.dmarc_notice);
+    if (a == DMARC_REJECT && p->ld->dmarc_notice)
+        snprintf(reason, sizeof(reason), "%s", p->ld->dmarc_notice);
     else
         snprintf(reason, sizeof(reason),
                  "%s, so the list cannot redistribute your message under "
                  "your address: receivers would refuse it",
                  why);
-    if (a == DMARC_DISCARD || p->ld.dmarc_notice)
+    if (a == DMARC_DISCARD || p->ld->dmarc_notice)
         log_info("%s: DMARC: %s", p->id, why);
     act(p, h, a == DMARC_REJECT ? ACT_REJECT : ACT_DISCARD, reason);
     return 1;
+}
+
+/* ---------------------------------------------------------- duplicates */
+
+/*
+ * A second copy of a post already accepted for this list (the MTA
+ * delivered it again after mmq-filter died between its commit and its
+ * exit): dropped, see dedup.h.  0: go on; 1: handled (dropped, or given
+ * back to in/ if the mark could not be made).
+ */
+static int duplicate(struct post *p, struct headers *h)
+{
+    char err[QUEUE_ERR_MAX], first[QNAME_LEN + 1], what[QUEUE_ERR_MAX + 64];
+    long i = headers_find(h, "Message-ID", 0);
+    char *id = i >= 0 ? headers_value(h, (size_t)i) : NULL;
+    int rc;
+
+    if (i >= 0 && !id)
+        return give_back(p, "out of memory"), 1;
+    rc = dedup_check(p->ctx->sp, p->ctx->cfg->duplicate_window, p->ld->name, id,
+                     p->msg.data + h->body_off, p->msg.len - h->body_off,
+                     p->c.qn.name, first, err, sizeof(err));
+    if (rc == 1) {
+        snprintf(what, sizeof(what),
+                 "discarded: a duplicate of %s (Message-ID %s and the same "
+                 "body, within duplicate_window)",
+                 first, id);
+        finish(p, what);
+    } else if (rc < 0) {
+        give_back(p, err);
+    }
+    free(id);
+    return rc != 0;
 }
 
 /* ---------------------------------------------------------- the story */
@@ -727,13 +756,13 @@ static void expand_enabled(struct post *p, const struct buf *out,
     char err[512], **keep;
     size_t i, n = 0;
 
-    if (member_disabled_load(&d, p->ctx->cfg->spool, p->ld.name, err,
+    if (member_disabled_load(&d, p->ctx->cfg->spool, p->ld->name, err,
                              sizeof(err)) != 0) {
         give_back(p, err);
         return;
     }
     if (d.n == 0) {
-        expand(p, out, m->addr, m->n, sender, p->ld.verp);
+        expand(p, out, m->addr, m->n, sender, p->ld->verp);
         return;
     }
     if (!(keep = malloc((m->n + 1) * sizeof(*keep)))) {
@@ -748,7 +777,7 @@ static void expand_enabled(struct post *p, const struct buf *out,
         log_info("%s: %zu disabled member%s skipped", p->id, m->n - n,
                  m->n - n == 1 ? "" : "s");
     member_disabled_free(&d);
-    expand(p, out, keep, n, sender, p->ld.verp);
+    expand(p, out, keep, n, sender, p->ld->verp);
     free(keep);
 }
 
@@ -759,7 +788,7 @@ static void do_post(struct post *p)
     struct members *m;
     char sender[LIST_NAME_MAX + 300], why[256], dwhy[600];
     enum list_dmarc_action mit;
-    int64_t max = p->ld.max_message_size ? p->ld.max_message_size
+    int64_t max = p->ld->max_message_size ? p->ld->max_message_size
                                          : p->ctx->cfg->max_message_size;
 
     buf_init(&out);
@@ -773,7 +802,7 @@ static void do_post(struct post *p)
                   "or List-Id (mail loop)");
         goto out;
     }
-    if (!(m = members_of(p->ctx, &p->ld))) {
+    if (!(m = members_of(p->ctx, p->ld))) {
         snprintf(why, sizeof(why), "members file unusable");
         goto keep;
     }
@@ -782,26 +811,28 @@ static void do_post(struct post *p)
                  "message of %lld bytes is larger than "
                  "the list's limit of %lld bytes",
                  (long long)p->env.size, (long long)max);
-        act(p, &h, p->ld.oversize, why);
+        act(p, &h, p->ld->oversize, why);
         goto out;
     }
     if (!p->env.approved && !poster_allowed(p, &h, m)) {
         snprintf(why, sizeof(why), "<%s> may not post to %s@%s", p->env.sender,
-                 p->ld.name, p->ld.domain);
-        act(p, &h, p->ld.others, why);
+                 p->ld->name, p->ld->domain);
+        act(p, &h, p->ld->others, why);
         goto out;
     }
+    if (duplicate(p, &h))
+        goto out;
     mit = dmarc_check(p, &h, dwhy, sizeof(dwhy));
     if (dmarc_refuse(p, &h, mit, dwhy))
         goto out;
     if (list_headers(p, &h) != 0 ||
-        (mit != DMARC_NO_MITIGATION && munge_from(&h, &p->ld) != 0) ||
+        (mit != DMARC_NO_MITIGATION && munge_from(&h, p->ld) != 0) ||
         headers_write(&h, &out) != 0) {
         snprintf(why, sizeof(why), "out of memory editing headers");
         goto keep;
     }
     if (mit == DMARC_WRAP_MESSAGE) {
-        if (munge_wrap(&out, p->msg.data, p->msg.len, &p->ld, p->c.qn.hash,
+        if (munge_wrap(&out, p->msg.data, p->msg.len, p->ld, p->c.qn.hash,
                        &wrapped) != 0) {
             snprintf(why, sizeof(why), "out of memory wrapping the post");
             goto keep;
@@ -814,7 +845,7 @@ static void do_post(struct post *p)
         log_info("%s: DMARC: %s: %s", p->id, list_dmarc_action_name(mit), dwhy);
     if (m->n == 0)
         archive(p, &out); /* expand() archives once the post is marked */
-    snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld.name, p->ld.domain);
+    snprintf(sender, sizeof(sender), "%s-bounces@%s", p->ld->name, p->ld->domain);
     expand_enabled(p, &out, m, sender);
     goto out;
 keep:
@@ -839,7 +870,7 @@ int post_process(struct stage_ctx *ctx, const char *fname)
     if (rc != 0) {
         if (rc < 0)
             log_error("%s", err);
-        return 0;
+        return rc < 0; /* an error: not again at once */
     }
     snprintf(p.id, sizeof(p.id), "%s", p.c.qn.name);
     if (queue_claim_read(&p.c, &p.env, &p.body_off, err, sizeof(err)) != 0) {
@@ -851,7 +882,8 @@ int post_process(struct stage_ctx *ctx, const char *fname)
         publish(&p, (size_t)p.env.expanded);
         goto out;
     }
-    if (listdef_load(ctx->cfg, p.env.list, &p.ld, err, sizeof(err)) != 0) {
+    if (!(p.ld = listdef_get(&ctx->lists, ctx->cfg, p.env.list, err,
+                             sizeof(err)))) {
         give_back(&p, err);
         goto out;
     }
@@ -869,7 +901,7 @@ int post_process(struct stage_ctx *ctx, const char *fname)
     case ROLE_JOIN:
     case ROLE_LEAVE:
     case ROLE_CONFIRM:
-        if (command_process(ctx, &p.c, &p.env, &p.msg, &p.ld, err,
+        if (command_process(ctx, &p.c, &p.env, &p.msg, p.ld, err,
                             sizeof(err)) != 0)
             give_back(&p, err);
         else
@@ -877,15 +909,15 @@ int post_process(struct stage_ctx *ctx, const char *fname)
         break;
     case ROLE_OWNER:
         /* forwarded to the owners unchanged */
-        snprintf(sender, sizeof(sender), "%s-bounces@%s", p.ld.name,
-                 p.ld.domain);
-        if (p.ld.nowners == 0) {
+        snprintf(sender, sizeof(sender), "%s-bounces@%s", p.ld->name,
+                 p.ld->domain);
+        if (p.ld->nowners == 0) {
             log_warn("%s: %s mail for list %s, which has no owners: held", p.id,
-                     role_name(p.env.role), p.ld.name);
+                     role_name(p.env.role), p.ld->name);
             act(&p, NULL, ACT_HOLD, "no owners to forward to");
             break;
         }
-        expand(&p, &p.msg, p.ld.owners, p.ld.nowners, sender, 0);
+        expand(&p, &p.msg, p.ld->owners, p.ld->nowners, sender, 0);
         break;
     case ROLE_BOUNCES:
         log_warn("%s: bounce in in/: moving it to bounces/", p.id);
@@ -895,7 +927,6 @@ int post_process(struct stage_ctx *ctx, const char *fname)
     }
 out:
     queue_claim_close(&p.c);
-    listdef_free(&p.ld);
     envelope_free(&p.env);
     buf_free(&p.msg);
     return p.retry;

@@ -24,6 +24,7 @@ struct stage_ctx {
     struct member_cache *cache;
     size_t ncache;
     struct dmarc *dmarc; /* NULL: no resolver (every lookup fails) */
+    struct listdef_cache lists; /* list files, parsed again when changed */
 };
 
 /*

@@ -27,6 +27,10 @@
 #   libfaketime                   node clocks hours apart (t/cluster-skew.sh)
 #   time                          GNU time: peak RSS of mmq-bounce on hostile
 #                                 input (t/bounce-hostile.sh)
+#   strace                        syscall fault injection and tracing: kill a
+#                                 program at an exact syscall (t/process-*.sh)
+#                                 and check every rename into a queue is
+#                                 followed by a directory fsync (t/fsync-trace.sh)
 #   libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
 #                                 the libraries of exim4-daemon-light (see below)
 #   python3-prometheus-client     a real parser of the Prometheus text format
@@ -63,6 +67,7 @@ PKGS=(
     util-linux procps e2fsprogs
     glusterfs-server glusterfs-client libfaketime
     time
+    strace
     libidn12 libgnutls-dane0 libdb5.3 libnsl2 libpcre2-8-0
     python3-prometheus-client
     opendkim opendkim-tools python3-dkim dnsmasq-base

@@ -9,6 +9,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <netdb.h>
@@ -66,6 +67,7 @@ static const struct setting settings[] = {
     {"process_slices", C_STR, OFF(process_slices), 0, 0},
     {"archive_dir", C_STR, OFF(archive_dir), 0, 0},
     {"dmarc_timeout", C_INT, OFF(dmarc_timeout), 1, 60},
+    {"duplicate_window", C_INT, OFF(duplicate_window), 0, 365 * 86400},
     {"lease_time", C_INT, OFF(lease_time), 2, 3600},
     {"lease_margin", C_INT, OFF(lease_margin), 1, 3600},
     {"log_file", C_STR, OFF(log_file), 0, 0},
@@ -162,6 +164,7 @@ int config_defaults(struct mmq_config *cfg)
     cfg->tls = strdup("off");
     cfg->process_slices = strdup("all");
     cfg->dmarc_timeout = 3;
+    cfg->duplicate_window = 3 * 86400;
     cfg->lease_time = 30;
     cfg->lease_margin = 10;
     if (!cfg->spool || !cfg->node || !cfg->lists_dir || !cfg->relay_host ||
@@ -246,6 +249,38 @@ static int int_literal_wrapped(const char *file, int line, const char *name,
     return wrapped;
 }
 
+int config_get_integer(config_setting_t *cs, const char *file, long long min,
+                       long long max, long long *out, char *err, size_t errlen)
+{
+    const char *name = config_setting_name(cs) ? config_setting_name(cs) : "?";
+    int line = config_setting_source_line(cs);
+    int type = config_setting_type(cs);
+
+    if (type == CONFIG_TYPE_INT) {
+        *out = config_setting_get_int(cs);
+        if (int_literal_wrapped(file, line, name, *out)) {
+            snprintf(err, errlen,
+                     "%s:%d: %s is out of range for a plain integer: "
+                     "libconfig reads integers without the L suffix as "
+                     "32 bits (write e.g. 3000000000L)",
+                     file, line, name);
+            return -1;
+        }
+    } else if (type == CONFIG_TYPE_INT64) {
+        *out = config_setting_get_int64(cs);
+    } else {
+        snprintf(err, errlen, "%s:%d: %s: expected an integer", file, line,
+                 name);
+        return -1;
+    }
+    if (*out < min || *out > max) {
+        snprintf(err, errlen, "%s:%d: %s = %lld is out of range %lld..%lld",
+                 file, line, name, *out, min, max);
+        return -1;
+    }
+    return 0;
+}
+
 static int apply(struct mmq_config *cfg, const struct setting *st,
                  config_setting_t *cs, const char *file, char *err,
                  size_t errlen)
@@ -277,26 +312,10 @@ static int apply(struct mmq_config *cfg, const struct setting *st,
         return 0;
     case C_INT:
     case C_INT64:
-        if (type == CONFIG_TYPE_INT) {
-            v = config_setting_get_int(cs);
-            if (int_literal_wrapped(file, line, st->name, v)) {
-                snprintf(err, errlen,
-                         "%s:%d: %s is out of range for a plain integer: "
-                         "libconfig reads integers without the L suffix as "
-                         "32 bits (write e.g. 3000000000L)",
-                         file, line, st->name);
-                return -1;
-            }
-        } else if (type == CONFIG_TYPE_INT64)
-            v = config_setting_get_int64(cs);
-        else
+        if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
             goto wrong;
-        if (v < st->min || v > st->max) {
-            snprintf(err, errlen, "%s:%d: %s = %lld is out of range %lld..%lld",
-                     file, line, st->name, v, (long long)st->min,
-                     (long long)st->max);
+        if (config_get_integer(cs, file, st->min, st->max, &v, err, errlen))
             return -1;
-        }
         if (st->type == C_INT)
             *(int *)(base + st->offset) = (int)v;
         else
@@ -612,18 +631,33 @@ int config_parse_file(config_t *lc, const char *path, const char *include_dir,
 {
     struct stat st;
     FILE *fp;
-    int ok;
+    int ok, fd;
 
     /* Open it ourselves so the error names the real reason (ENOENT,
      * EACCES), and refuse anything but a regular file: libconfig's
-     * scanner exit()s the whole process when reading fails. */
-    if (!(fp = fopen(path, "r"))) {
+     * scanner exit()s the whole process when reading fails.  O_NONBLOCK:
+     * a FIFO in its place must not block us in open(). */
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s: not a regular file", path);
-        fclose(fp);
+        close(fd);
+        return -1;
+    }
+    if (st.st_mode & S_IWOTH) {
+        /* anyone could have chosen the spool, the relay, the members */
+        snprintf(err, errlen,
+                 "%s: world-writable (mode %04o): refusing a file anyone "
+                 "could have written (chmod o-w)",
+                 path, (unsigned)(st.st_mode & 07777));
+        close(fd);
+        return -1;
+    }
+    if (!(fp = fdopen(fd, "r"))) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
         return -1;
     }
     config_init(lc);

@@ -66,6 +66,7 @@ struct mmq_config {
     char *process_slices; /* slices this node's list stage serves */
     char *archive_dir;    /* list archives (mbox); NULL: SPOOL/archive */
     int dmarc_timeout;    /* seconds one DMARC policy lookup may take */
+    int duplicate_window; /* seconds a post's mark drops a second copy */
 
     /* cluster: leases per (stage, slice), see lease.h */
     struct mmq_node *nodes; /* NULL: no cluster, no leases */
@@ -117,6 +118,15 @@ int config_parse_file(config_t *lc, const char *path, const char *include_dir,
  * dot.  Looked up once per process; the result is static.
  */
 const char *config_myhostname(const struct mmq_config *cfg);
+
+/*
+ * The integer setting cs of file, checked against min..max: the range
+ * rules of every configuration file (mmq.conf and the list files), so
+ * that a literal libconfig wrapped to 32 bits (it reads one without the
+ * L suffix so) is an error everywhere.  0, or -1 with "file:line: reason".
+ */
+int config_get_integer(config_setting_t *cs, const char *file, long long min,
+                       long long max, long long *out, char *err, size_t errlen);
 
 /* Node names: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 int config_valid_node(const char *name);

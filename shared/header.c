@@ -83,8 +83,10 @@ void headers_free(struct headers *h)
 {
     size_t i;
 
-    for (i = 0; i < h->n; i++)
+    for (i = 0; i < h->n; i++) {
         free(h->f[i].replacement);
+        free(h->f[i].raw);
+    }
     free(h->f);
     buf_free(&h->added);
     memset(h, 0, sizeof(*h));
@@ -104,8 +106,9 @@ long headers_find(const struct headers *h, const char *name, size_t from)
 char *headers_value(const struct headers *h, size_t i)
 {
     const struct hfield *f = &h->f[i];
-    const char *p = h->msg + f->start + f->name_len + 1;
-    const char *end = h->msg + f->end;
+    const char *base = f->raw ? f->raw : h->msg + f->start;
+    const char *p = base + f->name_len + 1;
+    const char *end = f->raw ? f->raw + f->raw_len : h->msg + f->end;
     char *out = malloc((size_t)(end - p) + 1), *w = out;
 
     if (!out)
@@ -130,6 +133,40 @@ char *headers_value(const struct headers *h, size_t i)
     return out;
 }
 
+int headers_prefix(struct headers *h, size_t i, const char *text)
+{
+    struct hfield *f = &h->f[i];
+    const char *v = h->msg + f->start + f->name_len + 1, *nl;
+    size_t vlen = f->end - f->start - f->name_len - 1, first;
+    int blank = vlen > 0 && (v[0] == ' ' || v[0] == '\t');
+    struct buf b;
+
+    if (f->replacement || f->raw || f->name_len == 0)
+        return -1; /* only a field as received */
+    nl = memchr(v, '\n', vlen);
+    first = nl ? (size_t)(nl - v) : vlen;
+    if (first > 0 && v[first - 1] == '\r')
+        first--;
+    buf_init(&b);
+    if (buf_append(&b, h->msg + f->start, f->name_len) ||
+        buf_printf(&b, ": %s", text))
+        goto oom;
+    /* the first line as it would be; past 78, fold before the old value
+     * (the fold is a line end and a blank: unfolding gives "TEXT old") */
+    if (f->name_len + 2 + strlen(text) + !blank + first > 78 &&
+        buf_puts(&b, h->eol))
+        goto oom;
+    if ((!blank && buf_puts(&b, " ")) || buf_append(&b, v, vlen))
+        goto oom;
+    free(f->raw);
+    f->raw = b.data;
+    f->raw_len = b.len;
+    return 0;
+oom:
+    buf_free(&b);
+    return -1;
+}
+
 void headers_drop(struct headers *h, size_t i)
 {
     h->f[i].dropped = 1;
@@ -151,6 +188,8 @@ int headers_replace(struct headers *h, size_t i, const char *value)
         return -1;
     free(h->f[i].replacement);
     h->f[i].replacement = copy;
+    free(h->f[i].raw);
+    h->f[i].raw = NULL;
     return 0;
 }
 
@@ -167,7 +206,10 @@ int headers_write(const struct headers *h, struct buf *out)
         const struct hfield *f = &h->f[i];
         if (f->dropped)
             continue;
-        if (f->replacement) {
+        if (f->raw) {
+            if (buf_append(out, f->raw, f->raw_len))
+                return -1;
+        } else if (f->replacement) {
             if (buf_append(out, h->msg + f->start, f->name_len) ||
                 buf_printf(out, ": %s%s", f->replacement, h->eol))
                 return -1;

@@ -29,6 +29,8 @@ struct hfield {
     size_t name_len;   /* 0: not a field (malformed line) */
     int dropped;
     char *replacement; /* new value (after "Name: "), or NULL */
+    char *raw;         /* or the whole new field, line ends included */
+    size_t raw_len;
 };
 
 struct headers {
@@ -55,6 +57,15 @@ void headers_drop(struct headers *h, size_t i);
 /* Drop every field with this name. */
 void headers_drop_all(struct headers *h, const char *name);
 int headers_replace(struct headers *h, size_t i, const char *value);
+/*
+ * Put text (one line) in front of field i's value, keeping the field's
+ * own bytes and folding as they are (NUL and 8-bit bytes included):
+ * "Name: TEXT old value...", or "Name: TEXT" with the old value folded
+ * under it when the first line would pass 78 characters.  So a field
+ * folded over many lines stays folded, and no line grows past RFC 5322's
+ * limits because of us.
+ */
+int headers_prefix(struct headers *h, size_t i, const char *text);
 /* Add "name: value" at the end of the header section. */
 int headers_add(struct headers *h, const char *name, const char *value);
 

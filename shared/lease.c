@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "lease.h"
 #include "log.h"
 #include "proc.h"
@@ -308,6 +309,78 @@ int lease_split(const struct mmq_config *cfg, const char *stage,
     return 0;
 }
 
+/* ------------------------------------------------------------- identity */
+
+int lease_host_id(char *out, size_t len)
+{
+    char buf[128];
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0) {
+        snprintf(out, len, "unknown");
+        return -1;
+    }
+    buf[n] = 0;
+    buf[strcspn(buf, "\n ")] = 0;
+    snprintf(out, len, "%s", buf);
+    return 0;
+}
+
+static int cmp_node(const void *a, const void *b)
+{
+    return strcmp((*(const struct mmq_node *const *)a)->name,
+                  (*(const struct mmq_node *const *)b)->name);
+}
+
+/* Append the set spec as a bitmap of n slices ('0'/'1'). */
+static int put_set(char *out, size_t len, size_t *o, const char *spec,
+                   unsigned n)
+{
+    struct slice_set set;
+    char why[128];
+    unsigned i;
+
+    if (slice_set_parse(spec, n, &set, why, sizeof(why)) != 0)
+        return -1;
+    for (i = 0; i < n && *o + 2 < len; i++)
+        out[(*o)++] = set.on[i] ? '1' : '0';
+    out[(*o)++] = ';';
+    slice_set_free(&set);
+    return 0;
+}
+
+int lease_map_digest(const struct mmq_config *cfg, char *hex)
+{
+    const struct mmq_node **v = calloc(cfg->nnodes + 1, sizeof(*v));
+    unsigned n = (unsigned)cfg->slices;
+    size_t k, o = 0, len = 64 + (cfg->nnodes + 1) * (3 * (n + 1) + 80);
+    char *text = malloc(len);
+    int rc = -1;
+
+    if (!v || !text)
+        goto out;
+    for (k = 0; k < cfg->nnodes; k++)
+        v[k] = &cfg->nodes[k];
+    qsort(v, cfg->nnodes, sizeof(*v), cmp_node);
+    o = (size_t)snprintf(text, len, "slices %u;", n);
+    for (k = 0; k < cfg->nnodes; k++) {
+        o += (size_t)snprintf(text + o, len - o, "%s:", v[k]->name);
+        if (put_set(text, len, &o, v[k]->process, n) != 0 ||
+            put_set(text, len, &o, v[k]->deliver, n) != 0 ||
+            put_set(text, len, &o, v[k]->standby, n) != 0)
+            goto out;
+    }
+    digest_hex_of(text, o, hex);
+    rc = 0;
+out:
+    free(v);
+    free(text);
+    return rc;
+}
+
 int lease_open(struct lease_set *ls, struct spool *sp, const char *stage,
                const struct slice_set *own, const struct slice_set *standby,
                char *err, size_t errlen)
@@ -329,6 +402,9 @@ int lease_open(struct lease_set *ls, struct spool *sp, const char *stage,
              (long)sp->pid, sp->start);
     if ((ls->dfd = open_dir(sp, err, errlen)) < 0)
         return -1;
+    lease_host_id(ls->host, sizeof(ls->host));
+    if (lease_map_digest(sp->cfg, ls->map) != 0)
+        snprintf(ls->map, sizeof(ls->map), "unknown");
     ls->s = calloc(ls->n ? ls->n : 1, sizeof(*ls->s));
     ls->shared_len = (ls->n ? ls->n : 1) * sizeof(double);
     ls->shared = mmap(NULL, ls->shared_len, PROT_READ | PROT_WRITE,
@@ -352,11 +428,11 @@ int lease_open(struct lease_set *ls, struct spool *sp, const char *stage,
 
 static int write_heartbeat(struct lease_set *ls)
 {
-    char tmp[256], text[128];
+    char tmp[256], text[256];
 
     snprintf(tmp, sizeof(tmp), ".tmp.%s", ls->hb + 3);
-    snprintf(text, sizeof(text), "seq %lld\nwall %lld\n", ++ls->seq,
-             (long long)time(NULL));
+    snprintf(text, sizeof(text), "seq %lld\nwall %lld\nhost %s\nmap %s\n",
+             ++ls->seq, (long long)time(NULL), ls->host, ls->map);
     /* No fsync: a heartbeat lost in a crash is only a missed renewal. */
     if (write_tmp(ls, tmp, text, 0) != 0)
         return -1;
@@ -573,6 +649,146 @@ static int tend_other(struct lease_set *ls, unsigned i, uint64_t top, double t0,
     return 1;
 }
 
+/* ---------------------------------------------------------------- peers */
+
+/* "hb.STAGE.NODE.PID.START" (NODE may hold dots) into p. 0, or -1. */
+static int parse_hb_name(const char *name, struct lease_peer *p)
+{
+    const char *s = name + 3, *dot = strchr(s, '.'), *r1, *r2;
+    size_t n;
+
+    if (strncmp(name, "hb.", 3) != 0 || !dot || (size_t)(dot - s) >= 16 ||
+        strlen(name) >= sizeof(p->name))
+        return -1;
+    memcpy(p->stage, s, (size_t)(dot - s));
+    p->stage[dot - s] = 0;
+    if (!(r2 = strrchr(dot + 1, '.')) || r2 == dot + 1)
+        return -1;
+    for (r1 = r2 - 1; r1 > dot && *r1 != '.'; r1--)
+        ;
+    n = (size_t)(r1 - dot - 1);
+    if (r1 == dot || n == 0 || n >= sizeof(p->node))
+        return -1;
+    memcpy(p->node, dot + 1, n);
+    p->node[n] = 0;
+    memcpy(p->name, name, strlen(name) + 1);
+    return config_valid_node(p->node) ? 0 : -1;
+}
+
+static int read_peers(int dfd, struct lease_peer *out, size_t max)
+{
+    struct dirent *de;
+    size_t k = 0;
+    DIR *d;
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0 || !(d = fdopendir(fd))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while (k < max && (de = readdir(d)) != NULL) {
+        struct lease_peer *p = &out[k];
+        char buf[LEASE_FILE_MAX];
+
+        memset(p, 0, sizeof(*p));
+        if (parse_hb_name(de->d_name, p) != 0 ||
+            read_small(dfd, de->d_name, buf, sizeof(buf)) < 0)
+            continue;
+        p->seq = hb_seq(dfd, de->d_name, &p->wall);
+        if (field(buf, "host", p->host, sizeof(p->host)) != 0)
+            p->host[0] = 0;
+        if (field(buf, "map", p->map, sizeof(p->map)) != 0)
+            p->map[0] = 0;
+        k++;
+    }
+    closedir(d);
+    return (int)k;
+}
+
+int lease_peers(struct spool *sp, struct lease_peer *out, size_t max, char *err,
+                size_t errlen)
+{
+    int n, dfd = openat(sp->fd, LEASE_DIR,
+                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (dfd < 0)
+        return errno == ENOENT ? 0
+                               : err_set(err, errlen, errno, "%s/lease: %s",
+                                         sp->path, strerror(errno));
+    n = read_peers(dfd, out, max);
+    close(dfd);
+    if (n < 0)
+        return err_set(err, errlen, errno, "%s/lease: %s", sp->path,
+                       strerror(errno));
+    return n;
+}
+
+#define PEERS_MAX 256
+#define MISMATCH_REPORT_EVERY 3600.0
+
+struct lease_peer_obs {
+    char name[200];
+    long long seq;
+    int alive;       /* its seq moved while we watched */
+    double reported; /* when we last logged its map mismatch */
+};
+
+/*
+ * Watch the other agents' heartbeats: a live one of our node name on
+ * another host makes us fatal; a live one with another slice map is
+ * logged (see lease.h).  The table is rebuilt from what is there now.
+ */
+static void check_peers(struct lease_set *ls, double t0)
+{
+    struct lease_peer *cur = calloc(PEERS_MAX, sizeof(*cur));
+    struct lease_peer_obs *obs = calloc(PEERS_MAX, sizeof(*obs));
+    int n = cur && obs ? read_peers(ls->dfd, cur, PEERS_MAX) : -1;
+
+    for (int k = 0; k < n; k++) {
+        struct lease_peer *p = &cur[k];
+        struct lease_peer_obs *o = &obs[k];
+
+        snprintf(o->name, sizeof(o->name), "%s", p->name);
+        o->seq = p->seq;
+        for (size_t j = 0; j < ls->npeers; j++)
+            if (strcmp(ls->peers[j].name, p->name) == 0) {
+                o->alive = ls->peers[j].alive || ls->peers[j].seq != p->seq;
+                o->reported = ls->peers[j].reported;
+            }
+        if (strcmp(p->name, ls->hb) == 0 || !o->alive)
+            continue;
+        if (strcmp(p->node, ls->cfg->node) == 0 && p->host[0] &&
+            strcmp(p->host, ls->host) != 0 && !ls->fatal_rounds) {
+            ls->fatal_rounds = 1;
+            snprintf(ls->fatal_err, sizeof(ls->fatal_err),
+                     "node name %s is used by another host too (agent %s "
+                     "runs on the host with boot id %s, we on %s): two hosts "
+                     "with one node name recover each other's entries as "
+                     "their own; give each host its own node name in "
+                     "mmq.conf: refusing to run",
+                     p->node, p->name, p->host, ls->host);
+        }
+        if (p->map[0] && strcmp(p->map, ls->map) != 0 &&
+            (o->reported == 0 || t0 - o->reported >= MISMATCH_REPORT_EVERY)) {
+            o->reported = t0;
+            log_error("slice map mismatch: agent %s of node %s has slice map "
+                      "%.12s, we (node %s) have %.12s: the nodes lists of "
+                      "their mmq.conf disagree, so both may own the same "
+                      "slices; make them equal",
+                      p->name, p->node, p->map, ls->cfg->node, ls->map);
+        }
+    }
+    free(cur);
+    if (n >= 0) {
+        free(ls->peers);
+        ls->peers = obs;
+        ls->npeers = (size_t)n;
+    } else {
+        free(obs);
+    }
+}
+
 int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
                struct slice_set *gained, char *err, size_t errlen)
 {
@@ -595,6 +811,17 @@ int lease_tick(struct lease_set *ls, int (*busy)(void *, unsigned), void *arg,
     if (!renewed)
         log_error("lease %s: cannot renew (%s/lease/%s): %s", ls->stage,
                   ls->sp->path, ls->hb, strerror(errno));
+    if (ls->fatal_rounds) /* found in an earlier round: keep beating */
+        ls->fatal = ++ls->fatal_rounds > 3;
+    else
+        check_peers(ls, t0);
+    if (ls->fatal_rounds) {
+        /* our node name is another host's too: no new work, no leases */
+        for (i = 0; i < ls->n; i++)
+            ls->shared[i] = 0;
+        free(top);
+        return 0;
+    }
     if (scan_gens(ls->dfd, ls->stage, ls->n, top, err, errlen) != 0) {
         free(top);
         renewed = 0; /* we know nothing: let our leases run out */
@@ -676,6 +903,7 @@ void lease_close(struct lease_set *ls)
     }
     if (ls->shared)
         munmap(ls->shared, ls->shared_len);
+    free(ls->peers);
     free(ls->s);
     memset(ls, 0, sizeof(*ls));
     ls->dfd = -1;

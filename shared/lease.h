@@ -15,8 +15,11 @@
  *                            the lease; generations are never removed, so a
  *                            stale directory listing can only show too few.
  *   hb.STAGE.NODE.PID.START  one agent's heartbeat, "seq N", "wall T",
- *                            replaced by rename every renewal (the agent is
- *                            the only writer of that name).
+ *                            "host BOOT-ID" (the kernel's boot id of its
+ *                            host), "map DIGEST" (lease_map_digest() of its
+ *                            configuration), replaced by rename every
+ *                            renewal (the agent is the only writer of
+ *                            that name).
  *   want.STAGE.SLICE         the slice's configured owner asks for it back.
  *
  * Time: an agent never compares its clock with another node's.  The holder
@@ -44,6 +47,18 @@
  * slice, waits until nothing of it is in flight, and releases the lease
  * (a generation with state free), which the owner takes at once.  A clean
  * exit releases every lease the same way.
+ *
+ * Misconfiguration (lease_tick() reads the other agents' heartbeats): an
+ * agent whose heartbeat names our node but another host, and whose seq
+ * moves, means two hosts were given one node name (cloned hosts): each
+ * would recover the other's claims as its own dead ones.  From that round
+ * on we start no work (lease_key_ok() says no) and hold nothing new, and
+ * two rounds later, so that the other host's agent sees our heartbeat
+ * move too and refuses as well, lease_tick() sets fatal (with the reason
+ * in fatal_err): the caller must refuse to run.  A live agent whose map differs
+ * from ours means the nodes lists of the nodes' mmq.conf disagree: logged as an
+ * error when seen and every hour while it lasts; "mmqctl check" reports both
+ * (lease_peers()).
  *
  * Memory: lease_open() allocates what lease_close() frees; the validity
  * table is a MAP_SHARED page so that forked workers see it change.
@@ -78,6 +93,8 @@ struct lease_slice {
     int lock_fd;      /* per-node slice lock for standby slices */
 };
 
+struct lease_peer_obs; /* lease.c */
+
 struct lease_set {
     struct spool *sp;
     const struct mmq_config *cfg;
@@ -92,6 +109,13 @@ struct lease_set {
     double next_tick;
     double *shared; /* valid_until per slice, MAP_SHARED (workers read) */
     size_t shared_len;
+    char host[64];    /* our host's boot id */
+    char map[41];     /* lease_map_digest() of our configuration */
+    int fatal;        /* another host runs agents under our node name */
+    int fatal_rounds; /* rounds since we saw it (see lease_tick()) */
+    char fatal_err[512];
+    struct lease_peer_obs *peers; /* other agents' heartbeats observed */
+    size_t npeers;
 };
 
 /* Seconds on the monotonic clock. */
@@ -147,6 +171,30 @@ struct lease_info {
     int free;          /* state free */
     long long hb_wall; /* holder's last renewal by its own clock, 0 unknown */
 };
+
+/* The host identity written in heartbeats: the kernel's boot id (two
+ * cloned hosts differ in it even when everything else is copied). */
+int lease_host_id(char *out, size_t len);
+
+/* SHA-1 (hex) of the slice map: slices and, per node in name order, the
+ * sets of its process, deliver and standby slices (as sets: "0-3" and
+ * "0,1,2,3" are one map).  Two nodes agree on the map iff the digests do. */
+int lease_map_digest(const struct mmq_config *cfg, char *hex);
+
+/* One agent's heartbeat, as read by lease_peers(). */
+struct lease_peer {
+    char name[200]; /* hb.STAGE.NODE.PID.START */
+    char stage[16];
+    char node[64];
+    char host[64]; /* "" if the heartbeat has none (older agents) */
+    char map[41];  /* "" likewise */
+    long long seq, wall;
+};
+
+/* The heartbeats of every stage in the lease directory, at most max, into
+ * out; returns how many (0 when there is no lease directory), or -1. */
+int lease_peers(struct spool *sp, struct lease_peer *out, size_t max, char *err,
+                size_t errlen);
 
 /* Read the current lease of every slice of stage without taking part:
  * li has room for sp->cfg->slices entries. */

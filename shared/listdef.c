@@ -132,17 +132,8 @@ static int get_enum(const struct ctx *c, config_setting_t *s,
 static int get_int(const struct ctx *c, config_setting_t *s, long long min,
                    long long max, long long *out)
 {
-    int t = config_setting_type(s);
-
-    if (t == CONFIG_TYPE_INT)
-        *out = config_setting_get_int(s);
-    else if (t == CONFIG_TYPE_INT64)
-        *out = config_setting_get_int64(s);
-    else
-        return bad(c, s, "expected an integer");
-    if (*out < min || *out > max)
-        return bad(c, s, "out of range");
-    return 0;
+    /* the range rules of mmq.conf (config.h), wrapped literals included */
+    return config_get_integer(s, c->file, min, max, out, c->err, c->errlen);
 }
 
 static int get_bool(const struct ctx *c, config_setting_t *s, int *out)
@@ -411,6 +402,83 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- cache */
+
+static int same_file(const struct listdef_cached *e, const struct stat *st)
+{
+    return e->dev == st->st_dev && e->ino == st->st_ino &&
+           e->size == st->st_size && e->mtime.tv_sec == st->st_mtim.tv_sec &&
+           e->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+           e->ctime.tv_sec == st->st_ctim.tv_sec &&
+           e->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+const struct listdef *listdef_get(struct listdef_cache *c,
+                                  const struct mmq_config *cfg,
+                                  const char *name, char *err, size_t errlen)
+{
+    char norm[LIST_NAME_MAX + 1], path[PATH_MAX];
+    struct listdef_cached *e = NULL;
+    struct stat st;
+    size_t i;
+
+    if (list_name_normalise(name, norm) != 0) {
+        snprintf(err, errlen, "invalid list name \"%s\"", name);
+        return NULL;
+    }
+    snprintf(path, sizeof(path), "%s/%s.conf", cfg->lists_dir, norm);
+    if (stat(path, &st) != 0) {
+        /* nothing to parse, nothing to cache: the usual message */
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (i = 0; i < c->n && !e; i++)
+        if (strcmp(c->v[i].name, norm) == 0)
+            e = &c->v[i];
+    if (e && same_file(e, &st)) {
+        if (e->rc == 0)
+            return &e->ld;
+        snprintf(err, errlen, "%s", e->err);
+        return NULL;
+    }
+    if (!e) {
+        struct listdef_cached *nv = realloc(c->v, (c->n + 1) * sizeof(*nv));
+        if (!nv) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            return NULL;
+        }
+        c->v = nv;
+        e = &c->v[c->n++];
+        memset(e, 0, sizeof(*e));
+        snprintf(e->name, sizeof(e->name), "%s", norm);
+    } else if (e->rc == 0) {
+        listdef_free(&e->ld);
+    }
+    /* The stat before the parse: a change while parsing is seen next time. */
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    e->size = st.st_size;
+    e->mtime = st.st_mtim;
+    e->ctime = st.st_ctim;
+    e->rc = listdef_load(cfg, norm, &e->ld, e->err, sizeof(e->err));
+    if (e->rc == 0)
+        return &e->ld;
+    snprintf(err, errlen, "%s", e->err);
+    return NULL;
+}
+
+void listdef_cache_free(struct listdef_cache *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++)
+        if (c->v[i].rc == 0)
+            listdef_free(&c->v[i].ld);
+    free(c->v);
+    c->v = NULL;
+    c->n = 0;
+}
+
 /* -------------------------------------------------------------- members */
 
 int members_plausible(const char *a)
@@ -609,10 +677,28 @@ int members_load(struct members *m, const char *path, char *err, size_t errlen)
     ssize_t got;
     int fd;
 
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+    /* O_NONBLOCK: a FIFO named as the members file must not block the
+     * list stage (and every other list's posts behind it) in open(). */
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 ||
+        fstat(fd, &st) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        /* /dev/zero would read as a list without members, and the post
+         * would be finished with nobody to deliver to: lost. */
+        snprintf(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (st.st_mode & S_IWOTH) {
+        snprintf(err, errlen,
+                 "%s: world-writable (mode %04o): refusing a members file "
+                 "anyone could have written (chmod o-w)",
+                 path, (unsigned)(st.st_mode & 07777));
+        close(fd);
         return -1;
     }
     if (m->path && strcmp(m->path, path) == 0 && m->dev == st.st_dev &&
@@ -632,6 +718,14 @@ int members_load(struct members *m, const char *path, char *err, size_t errlen)
         return -1;
     }
     text[got] = 0;
+    if (memchr(text, 0, (size_t)got)) {
+        snprintf(err, errlen,
+                 "%s: a binary file (NUL bytes), not a text file "
+                 "of addresses",
+                 path);
+        free(text);
+        return -1;
+    }
     if (parse_members(&fresh, path, text, (size_t)got) != 0 ||
         !(fresh.path = strdup(path))) {
         free(text);

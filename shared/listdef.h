@@ -79,6 +79,42 @@ void listdef_free(struct listdef *ld);
 const char *list_action_name(enum list_action a);
 const char *list_dmarc_action_name(enum list_dmarc_action a);
 
+/*
+ * The definitions of the lists a long-running program uses, each parsed
+ * again only when its file changed (device, inode, size, mtime or ctime):
+ * that spares the work at every post, and libconfig leaks memory after
+ * some syntax errors, so a list file in error that is retried every few
+ * seconds would make the daemon grow.  An error is remembered as well and
+ * returned (the same text) until the file changes.  A change in a file
+ * the list file @includes is not noticed until the list file itself
+ * changes (touch it).
+ */
+struct listdef_cached {
+    char name[LIST_NAME_MAX + 1];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    int rc;            /* 0: ld is loaded; -1: err */
+    struct listdef ld; /* when rc == 0 */
+    char err[512];
+};
+
+struct listdef_cache {
+    struct listdef_cached *v;
+    size_t n;
+};
+
+/*
+ * List name's definition from the cache, (re)loaded if its file changed.
+ * The result is borrowed from c: valid until the next listdef_get() of
+ * the same list or listdef_cache_free().  NULL with err on error.
+ */
+const struct listdef *listdef_get(struct listdef_cache *c,
+                                  const struct mmq_config *cfg,
+                                  const char *name, char *err, size_t errlen);
+void listdef_cache_free(struct listdef_cache *c);
+
 struct members {
     char *path;
     dev_t dev;

@@ -220,6 +220,97 @@ int spool_lock_slices(struct spool *sp, const char *stage,
     return 0;
 }
 
+int spool_slice_overlap(struct spool *sp, const char *stage,
+                        const struct slice_set *set, struct slice_set *overlap,
+                        char *others, size_t olen)
+{
+    size_t sl = strlen(stage), ml = strlen(sp->cfg->node);
+    struct dirent *de;
+    int count = 0;
+    DIR *d;
+    int fd = openat(sp->fd, "lock", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    others[0] = 0;
+    overlap->n = set->n;
+    if (!(overlap->on = calloc(set->n ? set->n : 1, 1))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (fd < 0 || !(d = fdopendir(fd))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *node = de->d_name + sl + 1, *dot = strrchr(de->d_name, '.');
+        unsigned long i;
+        char *end;
+        int lfd, held;
+
+        /* STAGE.NODE.I of another node, I one of our slices */
+        if (strncmp(de->d_name, stage, sl) != 0 || de->d_name[sl] != '.' ||
+            !dot || dot <= node ||
+            ((size_t)(dot - node) == ml &&
+             strncmp(node, sp->cfg->node, ml) == 0))
+            continue;
+        i = strtoul(dot + 1, &end, 10);
+        if (*end || end == dot + 1 || i >= set->n || !set->on[i])
+            continue;
+        lfd = openat(fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (lfd < 0)
+            continue;
+        held = flock(lfd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        close(lfd); /* releases the probe's lock, if it got one */
+        if (!held)
+            continue;
+        if (!overlap->on[i]++)
+            count++;
+        if (strlen(others) + (size_t)(dot - node) + 2 < olen) {
+            char nm[72];
+            snprintf(nm, sizeof(nm), "%.*s", (int)(dot - node), node);
+            if (!strstr(others, nm)) /* names are few: a substring test */
+                snprintf(others + strlen(others), olen - strlen(others), "%s%s",
+                         others[0] ? "," : "", nm);
+        }
+    }
+    closedir(d);
+    return count;
+}
+
+void spool_watch_overlap(struct spool *sp, const char *stage,
+                         const struct slice_set *set, time_t *next, int *last)
+{
+    static time_t logged;
+    struct slice_set ov = {0, NULL};
+    char others[256];
+    time_t now = time(NULL);
+    int n;
+
+    if (now < *next)
+        return;
+    *next = now + 60; /* scheduled first */
+    n = spool_slice_overlap(sp, stage, set, &ov, others, sizeof(others));
+    if (n > 0 && (n != *last || now - logged >= 3600)) {
+        unsigned i, first = ov.n;
+        for (i = 0; i < ov.n && first == ov.n; i++)
+            if (ov.on[i])
+                first = i;
+        log_error("%d of our slices of %s (slice %u and more) are also run "
+                  "by mmq-%s on node %s: with no nodes list nothing keeps "
+                  "nodes sharing a spool apart; give each node its own "
+                  "slices (%s_slices) or configure a nodes list",
+                  n, stage, first, stage, others,
+                  strcmp(stage, "deliver") == 0 ? "delivery" : "process");
+        logged = now;
+    } else if (n == 0 && *last > 0) {
+        log_info("no other node runs our slices of %s any more", stage);
+    }
+    if (n >= 0)
+        *last = n;
+    slice_set_free(&ov);
+}
+
 int queue_watch(struct spool *sp, const char *queue,
                 const struct slice_set *set)
 {
@@ -633,17 +724,34 @@ static int qf_publish(struct queue_file *qf, const char *fname)
     char bucket[64], dst[QFILE_MAX + 64];
     struct spool *sp = qf->sp;
 
+    char why[QUEUE_ERR_MAX];
+    int bfd, rc;
+
     qname_bucket(qf->queue, fname, bucket, sizeof(bucket));
     snprintf(dst, sizeof(dst), "%s/%s", bucket, fname);
-    if (renameat(sp->fd, qf->tmpname, sp->fd, dst) != 0) {
+    bfd =
+        openat(sp->fd, bucket, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (bfd < 0)
+        return qf_fail(qf, errno, bucket);
+    /* Never publish into a bucket anyone could have written to. */
+    if (check_dir(sp, bfd, bucket, why, sizeof(why)) != 0) {
+        snprintf(qf->err, sizeof(qf->err), "%s", why);
+        close(bfd);
+        errno = EPERM;
+        return -1;
+    }
+    if (renameat(sp->fd, qf->tmpname, bfd, fname) != 0) {
+        close(bfd);
         qf_fail(qf, errno, dst);
         return -1;
     }
     qf->tmpname[0] = 0; /* nothing left to clean up */
     /* The rename is durable only once its directory is. */
-    if (fsync_dir(sp->fd, bucket) != 0)
-        return qf_fail(qf, errno, "fsync of the queue directory");
-    return 0;
+    rc = fsync(bfd);
+    if (rc != 0)
+        qf_fail(qf, errno, "fsync of the queue directory");
+    close(bfd);
+    return rc;
 }
 
 static void qf_free(struct queue_file *qf)
@@ -844,6 +952,11 @@ static int list_bucket(struct spool *sp, const char *queue, unsigned b,
     if (fd < 0)
         return err_set(err, errlen, errno, "%s/%s: %s", sp->path, rel,
                        strerror(errno));
+    /* Entries of a bucket anyone could write to are not ours to take. */
+    if (check_dir(sp, fd, rel, err, errlen) != 0) {
+        close(fd);
+        return -1;
+    }
     if (!(d = fdopendir(fd))) {
         close(fd);
         return err_set(err, errlen, errno, "%s/%s: %s", sp->path, rel,
@@ -917,6 +1030,70 @@ static void claim_path(char *out, size_t outlen, const char *queue,
     snprintf(out, outlen, "%s/%.2s/%s%s", queue, qn->hash, fname, token);
 }
 
+/*
+ * An entry must be a regular file that only we (or root, or spool_user)
+ * could have written: anything else in a bucket (a symlink, a FIFO, a
+ * device, a directory, a file of another user or world-writable) was not
+ * made by mmq and is never read, followed or retried.  1 (with why) if
+ * fd is such a thing.
+ */
+static int entry_unsafe(const struct spool *sp, int fd, char *why, size_t len)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) != 0)
+        snprintf(why, len, "fstat: %s", strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        snprintf(why, len, "not a regular file (mode %06o)",
+                 (unsigned)st.st_mode);
+    else if (st.st_mode & S_IWOTH)
+        snprintf(why, len, "world-writable (mode %04o)",
+                 (unsigned)(st.st_mode & 07777));
+    else if (st.st_uid != 0 && !owner_ok(sp, st.st_uid))
+        snprintf(why, len, "owned by uid %ld, not by the spool's user",
+                 (long)st.st_uid);
+    else
+        return 0;
+    return 1;
+}
+
+static int rename_durably(struct spool *sp, const char *from,
+                          const char *from_bucket, const char *to,
+                          const char *to_bucket, char *err, size_t errlen);
+
+/*
+ * The claimed c->path is not an entry we may use (why): move it aside to
+ * bad/ as it is (a rename moves the name and never follows a link), so
+ * that no loop claims it again; a refused entry of bad/ itself goes back
+ * where it was.  Always -1, with the outcome in err, which the caller
+ * logs once.
+ */
+static int claim_refuse(struct claim *c, const char *rel, const char *why,
+                        char *err, size_t errlen)
+{
+    char from_b[64], to_b[64], dst[QFILE_MAX + 64], e2[QUEUE_ERR_MAX];
+    struct qname qn = c->qn;
+
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    if (strcmp(c->queue, "bad") == 0) {
+        renameat(c->sp->fd, c->path, c->sp->fd, rel);
+        return err_set(err, errlen, EPERM, "%s: %s: left in bad/", rel, why);
+    }
+    if (!qn.origin[0])
+        snprintf(qn.origin, sizeof(qn.origin), "%s", c->queue);
+    qname_bucket(c->queue, qn.name, from_b, sizeof(from_b));
+    qname_bucket("bad", qn.name, to_b, sizeof(to_b));
+    claim_path(dst, sizeof(dst), "bad", &qn, "");
+    if (rename_durably(c->sp, c->path, from_b, dst, to_b, e2, sizeof(e2)) != 0)
+        return err_set(err, errlen, EPERM,
+                       "%s: %s, and it cannot be moved to bad/ (it stays "
+                       "claimed by us): %s",
+                       rel, why, e2);
+    return err_set(err, errlen, EPERM, "%s: %s: moved to %s", rel, why, dst);
+}
+
 /* Take over the file at rel (a ready or claimed entry) as our claim. */
 static int claim_from(struct spool *sp, const char *queue, const char *rel,
                       const struct qname *qn, struct claim *c, char *err,
@@ -940,21 +1117,24 @@ static int claim_from(struct spool *sp, const char *queue, const char *rel,
         return err_set(err, errlen, errno, "claim %s: %s", rel,
                        strerror(errno));
     }
+    /* O_NONBLOCK: a FIFO planted in a bucket must not block us here. */
     c->fd =
         openat(sp->fd, c->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (c->fd >= 0) {
-        struct stat st;
-        if (fstat(c->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-            close(c->fd);
-            c->fd = -1;
-            errno = EPERM;
-        }
-    }
     if (c->fd < 0) {
         int e = errno;
-        /* Not a regular file we can read: put it back as it was. */
+        if (e == ELOOP || e == EACCES || e == EPERM || e == ENXIO ||
+            e == ENODEV || e == EISDIR)
+            return claim_refuse(c, rel,
+                                e == ELOOP ? "a symbolic link" : strerror(e),
+                                err, errlen);
+        /* Out of descriptors or memory, an I/O error: may work later. */
         renameat(sp->fd, c->path, sp->fd, rel);
         return err_set(err, errlen, e, "open %s: %s", c->path, strerror(e));
+    }
+    {
+        char why[64];
+        if (entry_unsafe(sp, c->fd, why, sizeof(why)))
+            return claim_refuse(c, rel, why, err, errlen);
     }
     return 0;
 }

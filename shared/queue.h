@@ -42,6 +42,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "config.h"
 #include "envelope.h"
@@ -90,6 +91,25 @@ int spool_lock_slice(struct spool *sp, const char *stage, unsigned i, int *fd,
  * for the life of the process (and of its children). */
 int spool_lock_slices(struct spool *sp, const char *stage,
                       const struct slice_set *set, char *err, size_t errlen);
+/*
+ * Without a nodes list nothing keeps two nodes off the same slices: the
+ * slices of set whose lock/STAGE.NODE.I of another node is held right now
+ * (probed with flock(LOCK_SH | LOCK_NB), released at once; flock works
+ * across the clients of a shared file system) go into *overlap (n
+ * slices, allocated here), and the other nodes' names into others
+ * (comma-separated).  Returns how many slices, or -1.  The probe can make
+ * an agent of that node starting at that very instant find its slice
+ * busy and exit 75 (its supervisor starts it again).
+ */
+int spool_slice_overlap(struct spool *sp, const char *stage,
+                        const struct slice_set *set, struct slice_set *overlap,
+                        char *others, size_t olen);
+/* For a runner without a nodes list, every minute: log an error when
+ * another node's runner holds any of our slices (spool_slice_overlap()),
+ * when that changes, and every hour while it lasts.  *next and *last
+ * (start at 0) are the caller's state. */
+void spool_watch_overlap(struct spool *sp, const char *stage,
+                         const struct slice_set *set, time_t *next, int *last);
 /* An inotify descriptor (non-blocking) watching for entries moved into
  * the buckets of queue that overlap set; -1 if inotify is unavailable. */
 int queue_watch(struct spool *sp, const char *queue,

@@ -188,8 +188,13 @@ for p in problems[:20]:
     print(p)
 EOF
 )
+checker_rc=$?
 summary=${verdict%%$'\n'*}
 diag "final states: $summary"
+# A checker that crashes prints nothing: an empty verdict equals its empty
+# summary, so require its exit status and a summary line too.
+is "$checker_rc" 0 "the verdict's checker ran to the end"
+check "the verdict names the final states" test -n "$summary"
 is "$verdict" "$summary" "every entry: held xor delivered xor deleted; the others delivered exactly once"
 check "some entries were held at the end" test -s "$W/inhold"
 is "$(dl_claimed | wc -l):$(tmp_files | wc -l):$(count_files "$SPOOL/bad")" "0:0:0" \

@@ -279,10 +279,10 @@ check "check: that line names the slices as a range" \
     grep -qF 'slices 0-15 of 16: no mmq-deliver runs for them on this node (testnode)' "$W/ctl.out"
 for s in $(seq 0 15); do
     for st in process deliver; do
-        # the sleep itself holds the lock (killed at exit, not left behind
-        # holding the TAP pipe open until it ends)
-        (exec 9>"$SPOOL/lock/$st.testnode.$s" && flock -n 9 && exec sleep 300) \
-            >/dev/null 2>&1 &
+        # The background job itself holds the lock and becomes the sleep,
+        # so killing $! ends both: "flock FILE sleep" would leave its
+        # child sleep holding the lock (and the harness's pipe) for 300 s.
+        (exec 9>"$SPOOL/lock/$st.testnode.$s" && flock -n 9 && exec sleep 300) &
         at_exit kill $!
     done
 done

@@ -124,6 +124,20 @@ is_root() {
     [ "$(id -u)" -eq 0 ]
 }
 
+# UNPRIV: a command prefix that runs a command as an unprivileged user:
+# empty when the suite does not run as root, "runuser -u nobody --" when it
+# does, so that the checks root's privileges would defeat (an unreadable
+# file, a directory it may not write) still run in CI, which runs as root.
+# unpriv_ok: 0 if such checks can run here.
+UNPRIV=()
+if is_root && command -v runuser >/dev/null 2>&1 &&
+    runuser -u nobody -- true 2>/dev/null; then
+    UNPRIV=(runuser -u nobody --)
+fi
+unpriv_ok() {
+    ! is_root || [ "${#UNPRIV[@]}" -gt 0 ]
+}
+
 # Seconds since the epoch with microseconds, and the difference of two
 # such values in milliseconds (no fork: bash 5's EPOCHREALTIME).
 now() {
@@ -174,14 +188,16 @@ mk_tmpdir() {
 }
 
 # write_conf [LINE...]: write $CONF for $SPOOL and $LISTS, node "testnode",
-# plus the extra lines given (libconfig syntax, e.g. "max_message_size = 1000;").
+# plus the extra lines given (libconfig syntax, e.g. "max_message_size = 1000;")
+# and those of the array TEST_CONF_LINES (a test's own defaults).
+TEST_CONF_LINES=()
 write_conf() {
     {
         printf 'spool = "%s";\n' "$SPOOL"
         printf 'lists_dir = "%s";\n' "$LISTS"
         printf 'node = "testnode";\n'
         local line
-        for line in "$@"; do
+        for line in ${TEST_CONF_LINES[@]+"${TEST_CONF_LINES[@]}"} "$@"; do
             printf '%s\n' "$line"
         done
     } >"$CONF"
@@ -207,12 +223,14 @@ mk_spool() {
 
 # ---------------------------------------------------------- the filter
 
-# run_filter INPUT ARG...: run mmq-filter -c $CONF ARG... <INPUT.
+# run_filter INPUT ARG...: run mmq-filter -c $CONF ARG... <INPUT, behind
+# the command prefix in the array FILTER_AS if set (e.g. "${UNPRIV[@]}").
 # Sets RC (exit status), OUT (stdout) and ERR (stderr).
+FILTER_AS=()
 run_filter() {
     local input=$1
     shift
-    "$MMQ_FILTER" -c "$CONF" "$@" <"$input" >"$T/filter.out" 2>"$T/filter.err"
+    ${FILTER_AS[@]+"${FILTER_AS[@]}"} "$MMQ_FILTER" -c "$CONF" "$@" <"$input" >"$T/filter.out" 2>"$T/filter.err"
     RC=$?
     OUT=$(cat "$T/filter.out")
     ERR=$(cat "$T/filter.err")

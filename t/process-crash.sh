@@ -100,10 +100,13 @@ verify() {
     fi
 }
 
-new_round() {
+ROUND=0
+new_round() { # a new post each round: its own Message-ID, not a duplicate
     pl_clear_out
     [ "$HAVE_SINK" -eq 1 ] && rm -f "$W/sink"/dump.*
-    pl_post "$M" -f alice@example.org dev || bail_out "mmq-filter refused the post"
+    ROUND=$((ROUND + 1))
+    sed "s/^Message-ID: <crash@/Message-ID: <crash.$ROUND@/" "$W/msg" >"$W/msg.round"
+    pl_post "$W/msg.round" -f alice@example.org dev || bail_out "mmq-filter refused the post"
     : >"$W/round.log"
 }
 
@@ -175,17 +178,22 @@ forced() { # forced NAME SYSCALL WHEN RACE
 }
 if [ "$HAVE_STRACE" -eq 1 ]; then
     forced "before the claim" renameat 1 0
+    # the duplicate mark (process/dedup.h): written and fsync()ed in tmp/
+    # (fsync 1), linked (linkat 1), its tmp/ name removed (unlinkat 1),
+    # its bucket fsync()ed (fsync 2); then staging begins
+    forced "before the duplicate mark's link" linkat 1 0
+    forced "after the duplicate mark, before its bucket fsync" fsync 2 0
     forced "before the first stage/ rename" renameat 2 0
     forced "in the middle of staging" renameat 101 0
     forced "before the last stage/ rename" renameat 201 0
-    forced "before the stage/ fsync" fsync 201 0
+    forced "before the stage/ fsync" fsync 203 0
     forced "before marking expanded" renameat 202 0
     forced "before the first publish" renameat 203 1
     forced "after 99 published" renameat 302 1
     forced "before the last publish" renameat 402 1
-    forced "before removing the in/ entry" unlinkat 1 1
+    forced "before removing the in/ entry" unlinkat 2 1
 else
-    skip "strace cannot trace here" 20
+    skip "strace cannot trace here" 24
 fi
 
 # ------------------------------------- side effects are not repeated

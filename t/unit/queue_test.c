@@ -562,8 +562,21 @@ static void test_claims(void)
            err);
         if (rc == 0)
             queue_claim_close(&c);
-        ok(exists("%s", link), "  and puts it back under its name");
-        unlinkat(sp.fd, link, 0);
+        {
+            char bad[QFILE_MAX + 16];
+            struct stat st;
+
+            /* not put back (it would be claimed again at once, in a
+             * loop): moved aside to bad/ as the link it is */
+            snprintf(bad, sizeof(bad), "bad/%.2s/%s@in", name + 18, name);
+            ok(!exists("%s", link) &&
+                   fstatat(sp.fd, bad, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                   S_ISLNK(st.st_mode),
+               "  and moves it to bad/ as a link");
+            ok(strstr(err, "a symbolic link: moved to bad/") != NULL,
+               "  and says so: %s", err);
+            unlinkat(sp.fd, bad, 0);
+        }
         unlink(target);
     }
 }
