@@ -22,7 +22,7 @@
 #define DUP_DIR "dup"
 #define DIR_MODE (S_ISGID | 0770)
 
-static unsigned long dup_counter = 1000000000UL; /* apart from queue.c's */
+static unsigned long dup_counter = 1000000000UL; /* apart from qwriter.c's */
 
 /* mkdir rel in the spool if missing (dup/ and its buckets are made on
  * first use, so spools made before need no "mmqctl init"). */

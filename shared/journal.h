@@ -18,11 +18,11 @@
  * of the entry cannot drop a recipient it does not name.  A last line
  * without LF (a write cut by a crash) is ignored; so is a malformed line.
  *
- * The contract with queue.c: queue_claim_read() applies the journal
- * (journal_apply()); queue_rewrite() writes an envelope read that way and
- * then removes the journal (the journal is folded into the entry); the
- * removal of an entry removes its journal.  Only the claimer of an entry
- * appends to its journal.
+ * The contract with the spool (qclaim.c): queue_claim_read() applies the
+ * journal (journal_apply()); queue_rewrite() writes an envelope read that
+ * way and then removes the journal (the journal is folded into the entry);
+ * the removal of an entry removes its journal.  Only the claimer of an
+ * entry appends to its journal.
  *
  * Durability: journal_append() is one write(2), so a record survives the
  * death of its writer (kill -9) at once; journal_sync() (fdatasync) makes
