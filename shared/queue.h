@@ -1,7 +1,10 @@
 /*
  * queue - the mmq spool: durable enqueue, listing by slice, claim,
  * finish, move, rewrite and crash recovery.  mmq-spool(5) describes the
- * layout on disk; this header is the contract for programs.
+ * layout on disk; this header is the contract for programs.  Its sections
+ * are implemented one module each: spool.c (spool), qname.c (names,
+ * listing), qwriter.c (writer), qclaim.c (claims), qrecover.c (recovery);
+ * queue-int.h is what those share and programs never include.
  *
  * Layout (all paths relative to the spool directory):
  *
