@@ -2,7 +2,7 @@
  * mmq-bounce - the bounce stage: drains bounces/, finds who failed, and
  * keeps each member's bounce state (member.h).
  *
- *     mmq-bounce [-c FILE] [-s SLICES] [-1] [-e] [-v]
+ *     mmq-bounce [-c FILE] [-s SLICES] [-1] [-e] [-v] [-V]
  *     mmq-bounce -p FILE...
  *
  * The story: lock our slices of bounces/ (per node), restore what a dead
@@ -12,23 +12,22 @@
  * hand each to bounce_entry() (apply.c: parse, record, disable, warn,
  * probe, remove).  Between scans, at most once a minute, a sweep of the
  * disabled members sends the warnings and removals that come due with
- * time; a full sweep runs every hour.  New entries are noticed through inotify and by a scan every
- * scan_interval seconds.  SIGTERM stops after the entry in hand; SIGHUP
- * re-reads the configuration and reopens the log.  With -1 it exits once
- * its slices of bounces/ are empty, after one sweep.
+ * time; a full sweep runs every hour.  New entries are noticed through
+ * inotify and by a scan every scan_interval seconds (the runner skeleton,
+ * locks, leases and recovery are shared/runner.c, as for mmq-process).  SIGTERM
+ * stops after the entry in hand; SIGHUP re-reads the configuration and reopens
+ * the log.  With -1 it exits once its slices of bounces/ are empty, after one
+ * sweep.
  *
  * -p parses files and prints what it finds (bparse.h), touching nothing.
  */
 #include "autoconf.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,12 +37,14 @@
 #include "lease.h"
 #include "log.h"
 #include "queue.h"
+#include "runner.h"
 #include "slice.h"
 
 #define FULL_SWEEP_EVERY 3600 /* seconds between full member sweeps */
 #define SWEEP_EVERY 60        /* ... and sweeps of the disabled members */
 
 static volatile sig_atomic_t got_term, got_hup;
+static int opt_verbose; /* -v: debug lines whatever the configuration says */
 
 static void on_signal(int sig)
 {
@@ -55,7 +56,8 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: mmq-bounce [-c FILE] [-s SLICES] [-1] [-e] [-v]\n"
+    fprintf(stderr, "usage: mmq-bounce [-c FILE] [-s SLICES] [-1] [-e] [-v] "
+                    "[-V]\n"
                     "       mmq-bounce -p FILE...\n");
     exit(EX_USAGE);
 }
@@ -65,162 +67,64 @@ static int64_t clock_now(void)
     return (int64_t)time(NULL);
 }
 
-static struct lease_set lease;
-static int cluster;
-
-static void lock_and_recover(struct spool *sp, const struct mmq_config *cfg,
-                             const struct slice_set *set)
+static int one_bounce(void *bc, const char *name)
 {
-    struct recover_stats st = {0, 0, 0};
-    char err[QUEUE_ERR_MAX];
-
-    if (spool_lock_slices(sp, "bounce", set, err, sizeof(err)) != 0)
-        log_fatal(EX_TEMPFAIL, "%s", err);
-    if (queue_recover(sp, "bounces", set, &st, err, sizeof(err)) != 0 ||
-        spool_clean_tmp(sp, cfg->tmp_max_age, &st, err, sizeof(err)) != 0)
-        log_fatal(EX_TEMPFAIL, "recovery: %s", err);
-    if (st.restored || st.to_bad || st.tmp_removed)
-        log_info("recovery: %u entries restored, %u moved to bad/, %u "
-                 "temporary files removed",
-                 st.restored, st.to_bad, st.tmp_removed);
+    return bounce_entry(bc, name);
 }
 
-/* Entries given back (a broken list file, bounce_processing = false), and
- * until when to leave them alone. */
-#define RETRY_AFTER 30
-#define RETRY_MAX 4096
-
-struct later {
-    char name[QNAME_LEN + 1];
-    time_t until;
-};
-
-static struct later later[RETRY_MAX];
-static size_t nlater;
-
-static int is_later(const char *name, time_t now)
+/* Process what is ready now; returns how many entries were handled. */
+static size_t run_once(struct runner *r, struct bounce_ctx *bc)
 {
-    size_t i;
+    size_t n = runner_scan(r, one_bounce, bc, &got_term);
 
-    for (i = 0; i < nlater; i++)
-        if (strcmp(later[i].name, name) == 0) {
-            if (later[i].until > now)
-                return 1;
-            later[i] = later[--nlater];
-            return 0;
-        }
-    return 0;
-}
-
-static void try_later(const char *name, time_t now)
-{
-    if (nlater == RETRY_MAX)
-        return;
-    snprintf(later[nlater].name, sizeof(later[0].name), "%s", name);
-    later[nlater++].until = now + RETRY_AFTER;
-}
-
-static void cluster_start(struct spool *sp, const struct mmq_config *cfg,
-                          struct slice_set *set)
-{
-    struct slice_set own = {0, NULL}, standby = {0, NULL};
-    char err[QUEUE_ERR_MAX];
-
-    if (lease_split(cfg, "bounce", set, &own, &standby, err, sizeof(err)))
-        log_fatal(EX_CONFIG, "%s", err);
-    slice_set_free(set);
-    *set = own;
-    cluster = 1;
-    lock_and_recover(sp, cfg, set);
-    if (lease_open(&lease, sp, "bounce", set, &standby, err, sizeof(err)))
-        log_fatal(EX_TEMPFAIL, "%s", err);
-    for (unsigned i = 0; i < standby.n; i++)
-        set->on[i] |= standby.on[i];
-    slice_set_free(&standby);
-}
-
-static int lease_round(struct spool *sp)
-{
-    struct slice_set gained = {0, NULL};
-    struct recover_stats st = {0, 0, 0};
-    char err[QUEUE_ERR_MAX];
-    int n = lease_tick(&lease, NULL, NULL, &gained, err, sizeof(err));
-
-    if (n < 0)
-        log_error("%s", err);
-    if (n > 0 && queue_recover_foreign(sp, "bounces", &gained, &st, err,
-                                       sizeof(err)) != 0)
-        log_error("recovery after takeover: %s", err);
-    if (st.restored || st.to_bad)
-        log_info("takeover: %u entries restored, %u moved to bad/", st.restored,
-                 st.to_bad);
-    slice_set_free(&gained);
-    return n > 0 ? n : 0;
-}
-
-static size_t run_once(struct bounce_ctx *bc, const struct slice_set *all)
-{
-    struct qlist l = {NULL, 0, 0};
-    struct slice_set active = {0, NULL};
-    const struct slice_set *set = all;
-    char err[QUEUE_ERR_MAX];
-    time_t now = time(NULL);
-    size_t i, n = 0;
-
-    if (cluster) {
-        if (lease_now() >= lease.next_tick)
-            lease_round(bc->sp);
-        if (lease_active(&lease, &active) != 0)
-            log_fatal(EX_OSERR, "out of memory");
-        set = &active;
-    }
-    if (queue_list(bc->sp, "bounces", set, QL_READY, 1000 + nlater, &l, err,
-                   sizeof(err)) != 0) {
-        log_error("%s", err);
-        slice_set_free(&active);
-        return 0;
-    }
-    for (i = 0; i < l.n && !got_term; i++) {
-        if (is_later(l.v[i].name, now))
-            continue;
-        if (cluster) {
-            if (lease_now() >= lease.next_tick)
-                lease_round(bc->sp);
-            if (!lease_key_ok(&lease, l.v[i].key))
-                continue;
-        }
-        if (bounce_entry(bc, l.v[i].name))
-            try_later(l.v[i].name, now);
-        n++;
-    }
     if (n)
         bounce_counts_save(bc);
-    qlist_free(&l);
-    slice_set_free(&active);
     return n;
 }
 
+/* Open the log_file of cfg, if any (at start and after SIGHUP). */
+static void open_log_file(const struct mmq_config *cfg)
+{
+    char err[CONFIG_ERR_MAX];
+
+    if (log_open_file(cfg->log_file, err, sizeof(err)) != 0)
+        log_error("%s", err);
+}
+
+/*
+ * SIGHUP: reopen the log and read the configuration again.  The spool,
+ * slices and nodes stay as they are (they are what we locked and leased);
+ * lists_dir, scan_interval, max_recoveries, verbose and log_file apply at
+ * once; list files are re-read per entry anyway.  A configuration that
+ * does not load is refused and the old one kept.
+ */
 static void reload(const char *path, struct mmq_config *cfg,
-                   struct bounce_ctx *bc, int to_stderr, const char *argv0)
+                   struct bounce_ctx *bc)
 {
     struct mmq_config fresh;
     char err[CONFIG_ERR_MAX];
 
-    log_init(argv0, to_stderr ? LOG_STDERR_ALWAYS : LOG_STDERR_AUTO);
+    if (log_reopen(err, sizeof(err)) != 0)
+        log_error("SIGHUP: %s", err);
     if (config_load(path, &fresh, err, sizeof(err)) != 0) {
         log_error("SIGHUP: %s (keeping the configuration in use)", err);
         return;
     }
-    /* the spool, slices and nodes stay as they are: they are what we
-     * locked and leased; lists are re-read per entry anyway */
-    log_set_verbose(fresh.verbose);
-    cfg->verbose = fresh.verbose;
-    cfg->scan_interval = fresh.scan_interval;
-    cfg->max_recoveries = fresh.max_recoveries;
-    free(cfg->lists_dir);
-    cfg->lists_dir = fresh.lists_dir;
-    fresh.lists_dir = NULL;
-    config_free(&fresh);
+#define TAKE(f)                                                                \
+    do {                                                                       \
+        __typeof__(fresh.f) t = fresh.f;                                       \
+        fresh.f = cfg->f;                                                      \
+        cfg->f = t;                                                            \
+    } while (0)
+    TAKE(verbose);
+    TAKE(scan_interval);
+    TAKE(max_recoveries);
+    TAKE(lists_dir);
+    TAKE(log_file);
+#undef TAKE
+    config_free(&fresh); /* the old values taken out, the rest unused */
+    log_set_verbose(opt_verbose || cfg->verbose);
+    open_log_file(cfg);
     bounce_ctx_free(bc);
     log_info("SIGHUP: configuration re-read, log reopened");
 }
@@ -231,10 +135,13 @@ int main(int argc, char **argv)
     struct mmq_config cfg;
     struct spool sp;
     struct slice_set set;
+    struct runner r;
     struct bounce_ctx bc;
     struct sigaction sa;
     char err[QUEUE_ERR_MAX];
-    int c, once = 0, ifd, to_stderr = 0;
+    static const struct option longopts[] = {{"version", 0, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
+    int c, once = 0;
     time_t next_full, next_sweep = 0;
 
     if (argc >= 2 && strcmp(argv[1], "-p") == 0) {
@@ -243,7 +150,7 @@ int main(int argc, char **argv)
         return bounce_parse_mode(argc - 2, argv + 2);
     }
     log_init(argv[0], LOG_STDERR_AUTO);
-    while ((c = getopt(argc, argv, "c:s:1ev")) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:1evV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
@@ -255,12 +162,14 @@ int main(int argc, char **argv)
             once = 1;
             break;
         case 'e':
-            log_init(argv[0], LOG_STDERR_ALWAYS);
-            to_stderr = 1;
+            log_init(argv[0], LOG_STDERR_STAMPED);
             break;
         case 'v':
+            opt_verbose = 1;
             log_set_verbose(1);
             break;
+        case 'V':
+            log_version_exit();
         default:
             usage();
         }
@@ -271,6 +180,8 @@ int main(int argc, char **argv)
         log_fatal(EX_CONFIG, "%s", err);
     if (cfg.verbose)
         log_set_verbose(1);
+    open_log_file(&cfg);
+    log_warn_if_unheard();
     if (spool_open(&sp, &cfg, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "%s", err);
     if (slice_set_parse(slices ? slices : "all", (unsigned)cfg.slices, &set,
@@ -281,28 +192,23 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    if (cfg.nnodes > 0)
-        cluster_start(&sp, &cfg, &set);
-    else
-        lock_and_recover(&sp, &cfg, &set);
-    ifd = queue_watch(&sp, "bounces", &set);
+    runner_start(&r, &sp, &cfg, "bounce", "bounces", &set);
     memset(&bc, 0, sizeof(bc));
     bc.sp = &sp;
     bc.cfg = &cfg;
     bc.now = clock_now;
-    bc.lease = cluster ? &lease : NULL;
+    bc.lease = r.cluster ? &r.lease : NULL;
     log_info("processing slices %s of %d of bounces/", slices ? slices : "all",
              cfg.slices);
     bounce_sweep(&bc, 1);
     next_full = time(NULL) + FULL_SWEEP_EVERY;
 
     while (!got_term) {
-        struct pollfd p = {ifd, POLLIN, 0};
-        size_t seen = run_once(&bc, &set);
+        size_t seen = run_once(&r, &bc);
 
         if (got_hup) {
             got_hup = 0;
-            reload(config_path, &cfg, &bc, to_stderr, argv[0]);
+            reload(config_path, &cfg, &bc);
         }
         if (seen > 0)
             continue; /* there may be more */
@@ -316,34 +222,14 @@ int main(int argc, char **argv)
                 next_full = time(NULL) + FULL_SWEEP_EVERY;
         }
         bounce_counts_save(&bc);
-        if (once && !cluster)
+        if (once && !r.cluster)
             break;
-        for (double until = lease_now() + cfg.scan_interval;
-             !got_term && !got_hup && lease_now() < until;) {
-            int ms = 1000;
-
-            if (cluster) {
-                if (lease_now() >= lease.next_tick && lease_round(&sp) > 0)
-                    break;
-                ms = (int)((lease.next_tick - lease_now()) * 1000) + 1;
-                ms = ms < 1 ? 1 : ms > 1000 ? 1000 : ms;
-            }
-            if (poll(&p, ifd >= 0 ? 1 : 0, ms) > 0) {
-                char buf[4096];
-                while (read(ifd, buf, sizeof(buf)) > 0)
-                    ;
-                break;
-            }
-        }
+        runner_wait(&r, &got_term, &got_hup);
     }
     bounce_counts_save(&bc);
-    if (cluster)
-        lease_close(&lease);
+    runner_stop(&r);
     log_info("stopped");
     bounce_ctx_free(&bc);
-    if (ifd >= 0)
-        close(ifd);
-    slice_set_free(&set);
     spool_close(&sp);
     config_free(&cfg);
     return EX_OK;

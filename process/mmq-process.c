@@ -11,19 +11,16 @@
  * scan every scan_interval seconds.  SIGTERM stops after the entry in
  * hand; SIGHUP re-reads the configuration and reopens the log (list files
  * and members files are re-read whenever they change, without a signal).
- * With -1 it exits once its slices of in/ are empty.
+ * With -1 it exits once its slices of in/ are empty.  The runner skeleton
+ * (locks, leases, recovery, the scan and the wait) is shared/runner.c.
  */
 #include "autoconf.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +31,7 @@
 #include "log.h"
 #include "process.h"
 #include "queue.h"
+#include "runner.h"
 #include "slice.h"
 
 static volatile sig_atomic_t got_term, got_hup;
@@ -54,174 +52,27 @@ static void usage(void)
     exit(EX_USAGE);
 }
 
-/* In a cluster (nodes in the configuration) the leases say which of our
- * slices we may work on now; otherwise all of them, always. */
-static struct lease_set lease;
-static int cluster;
-
-static void lock_and_recover(struct spool *sp, const struct mmq_config *cfg,
-                             const struct slice_set *set)
-{
-    struct recover_stats st = {0, 0, 0};
-    char err[QUEUE_ERR_MAX];
-
-    if (spool_lock_slices(sp, "process", set, err, sizeof(err)) != 0)
-        log_fatal(EX_TEMPFAIL, "%s", err);
-    if (queue_recover(sp, "in", set, &st, err, sizeof(err)) != 0 ||
-        spool_clean_tmp(sp, cfg->tmp_max_age, &st, err, sizeof(err)) != 0)
-        log_fatal(EX_TEMPFAIL, "recovery: %s", err);
-    if (st.restored || st.to_bad || st.tmp_removed)
-        log_info("recovery: %u entries restored, %u moved to bad/, %u "
-                 "temporary files removed",
-                 st.restored, st.to_bad, st.tmp_removed);
-}
-
-/* Entries given back for a later try, and until when to leave them. */
-#define RETRY_AFTER 30
-#define RETRY_MAX 4096
-
-struct later {
-    char name[QNAME_LEN + 1];
-    time_t until;
-};
-
-static struct later later[RETRY_MAX];
-static size_t nlater;
-
-static int is_later(const char *name, time_t now)
-{
-    size_t i;
-
-    for (i = 0; i < nlater; i++)
-        if (strcmp(later[i].name, name) == 0) {
-            if (later[i].until > now)
-                return 1;
-            later[i] = later[--nlater]; /* its time has come */
-            return 0;
-        }
-    return 0;
-}
-
-static void try_later(const char *name, time_t now)
-{
-    if (nlater == RETRY_MAX)
-        return; /* then it is simply retried at the next scan */
-    snprintf(later[nlater].name, sizeof(later[0].name), "%s", name);
-    later[nlater++].until = now + RETRY_AFTER;
-}
-
-/* In a cluster, -s (default: all) selects among the node's own slices
- * and its standby ones: set becomes our own slices (locked and recovered
- * at start), *standby the others we may take over. */
-static void cluster_split(const struct mmq_config *cfg, struct slice_set *set,
-                          struct slice_set *standby)
-{
-    struct slice_set own = {0, NULL};
-    char err[QUEUE_ERR_MAX];
-
-    if (lease_split(cfg, "process", set, &own, standby, err, sizeof(err)))
-        log_fatal(EX_CONFIG, "%s", err);
-    slice_set_free(set);
-    *set = own;
-    cluster = 1;
-}
-
-/* Join the cluster; set becomes every slice we may ever serve (for
- * inotify). */
-static void cluster_join(struct spool *sp, struct slice_set *set,
-                         struct slice_set *standby)
-{
-    char err[QUEUE_ERR_MAX];
-
-    if (lease_open(&lease, sp, "process", set, standby, err, sizeof(err)))
-        log_fatal(EX_TEMPFAIL, "%s", err);
-    for (unsigned i = 0; i < standby->n; i++)
-        set->on[i] |= standby->on[i];
-    slice_set_free(standby);
-}
-
-/* Renew, take over, hand back; restore what the previous holder of a
- * slice we just took left claimed.  Returns the number of slices gained. */
-static int lease_round(struct spool *sp)
-{
-    struct slice_set gained = {0, NULL};
-    struct recover_stats st = {0, 0, 0};
-    char err[QUEUE_ERR_MAX];
-    int n = lease_tick(&lease, NULL, NULL, &gained, err, sizeof(err));
-
-    if (lease.fatal) { /* another host uses our node name */
-        snprintf(err, sizeof(err), "%s", lease.fatal_err);
-        slice_set_free(&gained);
-        lease_close(&lease);
-        log_fatal(EX_CONFIG, "%s", err);
-    }
-    if (n < 0)
-        log_error("%s", err);
-    if (n > 0 &&
-        queue_recover_foreign(sp, "in", &gained, &st, err, sizeof(err)) != 0)
-        log_error("recovery after takeover: %s", err);
-    if (st.restored || st.to_bad)
-        log_info("takeover: %u entries restored, %u moved to bad/", st.restored,
-                 st.to_bad);
-    slice_set_free(&gained);
-    return n > 0 ? n : 0;
-}
-
 /* Marks of accepted posts older than duplicate_window are removed at
  * start and then hourly (dedup.h). */
 #define DEDUP_EXPIRE_EVERY 3600
 static time_t next_expire;
-/* Without a nodes list: other nodes on our slices (queue.h). */
-static time_t next_overlap;
-static int overlapping;
+
+static int one_post(void *ctx, const char *name)
+{
+    return post_process(ctx, name);
+}
 
 /* Process what is ready now; returns how many entries were handled
  * (entries waiting for a later try are not counted). */
-static size_t run_once(struct stage_ctx *ctx, const struct slice_set *all)
+static size_t run_once(struct runner *r, struct stage_ctx *ctx)
 {
-    struct qlist l = {NULL, 0, 0};
-    struct slice_set active = {0, NULL};
-    const struct slice_set *set = all;
-    char err[QUEUE_ERR_MAX];
     time_t now = time(NULL);
-    size_t i, n = 0;
 
-    if (cluster) {
-        if (lease_now() >= lease.next_tick)
-            lease_round(ctx->sp);
-        if (lease_active(&lease, &active) != 0)
-            log_fatal(EX_OSERR, "out of memory");
-        set = &active;
-    } else {
-        spool_watch_overlap(ctx->sp, "process", all, &next_overlap,
-                            &overlapping);
-    }
     if (now >= next_expire) { /* scheduled first: see the GUIDE's lessons */
         next_expire = now + DEDUP_EXPIRE_EVERY;
         dedup_expire(ctx->sp, ctx->cfg->duplicate_window);
     }
-    if (queue_list(ctx->sp, "in", set, QL_READY, 1000 + nlater, &l, err,
-                   sizeof(err)) != 0) {
-        log_error("%s", err);
-        slice_set_free(&active);
-        return 0;
-    }
-    for (i = 0; i < l.n && !got_term; i++) {
-        if (is_later(l.v[i].name, now))
-            continue;
-        if (cluster) {
-            if (lease_now() >= lease.next_tick)
-                lease_round(ctx->sp); /* a long run must keep renewing */
-            if (!lease_key_ok(&lease, l.v[i].key))
-                continue; /* lost or handed back meanwhile */
-        }
-        if (post_process(ctx, l.v[i].name))
-            try_later(l.v[i].name, now);
-        n++;
-    }
-    qlist_free(&l);
-    slice_set_free(&active);
-    return n;
+    return runner_scan(r, one_post, ctx, &got_term);
 }
 
 /* Open the log_file of cfg, if any (at start and after SIGHUP). */
@@ -284,13 +135,14 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *slices = NULL;
     struct mmq_config cfg;
     struct spool sp;
-    struct slice_set set, standby = {0, NULL};
+    struct slice_set set;
+    struct runner r;
     struct stage_ctx ctx;
     struct sigaction sa;
     char err[QUEUE_ERR_MAX];
     static const struct option longopts[] = {{"version", 0, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
-    int c, once = 0, ifd;
+    int c, once = 0;
 
     log_init(argv[0], LOG_STDERR_AUTO);
     while ((c = getopt_long(argc, argv, "c:s:1evV", longopts, NULL)) != -1) {
@@ -332,17 +184,12 @@ int main(int argc, char **argv)
                                          : cfg.process_slices,
                         (unsigned)cfg.slices, &set, err, sizeof(err)) != 0)
         log_fatal(slices ? EX_USAGE : EX_CONFIG, "%s", err);
-    if (cfg.nnodes > 0)
-        cluster_split(&cfg, &set, &standby);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    lock_and_recover(&sp, &cfg, &set);
-    if (cluster)
-        cluster_join(&sp, &set, &standby);
-    ifd = queue_watch(&sp, "in", &set);
+    runner_start(&r, &sp, &cfg, "process", "in", &set);
     memset(&ctx, 0, sizeof(ctx));
     ctx.sp = &sp;
     ctx.cfg = &cfg;
@@ -356,50 +203,25 @@ int main(int argc, char **argv)
              slices ? slices : cfg.process_slices, cfg.slices);
 
     while (!got_term) {
-        struct pollfd p = {ifd, POLLIN, 0};
-        size_t seen = run_once(&ctx, &set);
+        size_t seen = run_once(&r, &ctx);
 
         if (got_hup) {
             got_hup = 0;
             reload(config_path, &cfg);
         }
-        if (once && seen == 0 && !cluster)
+        if (once && seen == 0 && !r.cluster)
             break;
         if (seen > 0)
             continue; /* there may be more */
-        /* wait for inotify or the next scan, a second at most at a time
-         * so that a SIGTERM arriving just before poll() is seen promptly;
-         * leases are renewed on time meanwhile, and a slice taken over
-         * is scanned at once */
-        for (double until = lease_now() + cfg.scan_interval;
-             !got_term && lease_now() < until;) {
-            int ms = 1000;
-
-            if (cluster) {
-                if (lease_now() >= lease.next_tick && lease_round(&sp) > 0)
-                    break;
-                ms = (int)((lease.next_tick - lease_now()) * 1000) + 1;
-                ms = ms < 1 ? 1 : ms > 1000 ? 1000 : ms;
-            }
-            if (poll(&p, ifd >= 0 ? 1 : 0, ms) > 0) {
-                char buf[4096];
-                while (read(ifd, buf, sizeof(buf)) > 0)
-                    ;
-                break;
-            }
-        }
+        runner_wait(&r, &got_term, &got_hup);
     }
-    if (cluster)
-        lease_close(&lease);
+    runner_stop(&r);
     log_info("stopped");
     for (size_t i = 0; i < ctx.ncache; i++)
         members_free(&ctx.cache[i].m);
     free(ctx.cache);
     dmarc_close(ctx.dmarc);
     listdef_cache_free(&ctx.lists);
-    if (ifd >= 0)
-        close(ifd);
-    slice_set_free(&set);
     spool_close(&sp);
     config_free(&cfg);
     return EX_OK;

@@ -11,7 +11,7 @@ pl_init
 STAMP='^[A-Z][a-z][a-z] [ 0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9] [^ ]+ '
 
 # -V and --version: "program (mmq) VERSION" on stdout, exit 0
-for p in "$MMQ_FILTER" "$MMQ_PROCESS" "$MMQ_DELIVER" "$MMQCTL"; do
+for p in "$MMQ_FILTER" "$MMQ_PROCESS" "$MMQ_DELIVER" "$MMQ_BOUNCE" "$MMQCTL"; do
     n=${p##*/}
     for o in -V --version; do
         out=$("$p" "$o" 2>&1)
@@ -56,6 +56,9 @@ at_exit kill_pid "$PPID1"
 "$MMQ_DELIVER" -c "$CONF" 2>"$T/d.err" &
 DPID=$!
 at_exit kill_pid "$DPID"
+"$MMQ_BOUNCE" -c "$CONF" 2>"$T/b.err" &
+BPID=$!
+at_exit kill_pid "$BPID"
 wait_log() { # wait_log FILE PATTERN: up to 10 s
     local i
     for ((i = 0; i < 100; i++)); do
@@ -68,12 +71,16 @@ wait_log "$LOGF" "mmq-process\[$PPID1\]: processing slices"
 ok $? "mmq-process logs its start to log_file"
 wait_log "$LOGF" "mmq-deliver\[$DPID\]: delivering slices"
 ok $? "mmq-deliver logs its start to log_file"
+wait_log "$LOGF" "mmq-bounce\[$BPID\]: processing slices"
+ok $? "mmq-bounce logs its start to log_file"
 mv "$LOGF" "$LOGF.1"
-kill -HUP "$PPID1" "$DPID"
+kill -HUP "$PPID1" "$DPID" "$BPID"
 wait_log "$LOGF" "mmq-process\[$PPID1\]: SIGHUP: configuration reloaded"
 ok $? "mmq-process: after SIGHUP, the moved log_file is created anew"
 wait_log "$LOGF" "mmq-deliver\[$DPID\]: configuration reloaded"
 ok $? "mmq-deliver: after SIGHUP, the moved log_file is created anew"
+wait_log "$LOGF" "mmq-bounce\[$BPID\]: SIGHUP: configuration re-read"
+ok $? "mmq-bounce: after SIGHUP, the moved log_file is created anew"
 LOGB=$T/other.log
 write_conf "log_file = \"$LOGB\";"
 kill -HUP "$PPID1"
@@ -102,6 +109,6 @@ else
     grep -q 'fatal: .*bad.conf:1: slices = 0 is out of range' "$T/bad.err"
     ok $? "a configuration that does not load: exit $rc, the fatal error on stderr"
 fi
-kill -TERM "$PPID1" "$DPID"
-wait "$PPID1" "$DPID"
+kill -TERM "$PPID1" "$DPID" "$BPID"
+wait "$PPID1" "$DPID" "$BPID"
 done_testing
