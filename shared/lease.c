@@ -99,7 +99,9 @@ static int field(const char *buf, const char *key, char *out, size_t outlen)
         if (strncmp(p, key, k) == 0 && p[k] == ' ') {
             p += k + 1;
             n = strcspn(p, "\n");
-            if (n == 0 || n >= outlen)
+            /* a value not ended by its newline may be cut (a read racing a
+             * write on a shared filesystem): not taken */
+            if (n == 0 || n >= outlen || p[n] != '\n')
                 return -1;
             memcpy(out, p, n);
             out[n] = 0;
@@ -696,9 +698,15 @@ static int read_peers(int dfd, struct lease_peer *out, size_t max)
             read_small(dfd, de->d_name, buf, sizeof(buf)) < 0)
             continue;
         p->seq = hb_seq(dfd, de->d_name, &p->wall);
-        if (field(buf, "host", p->host, sizeof(p->host)) != 0)
+        /* only well-formed values count: a boot id (36 characters of hex
+         * and '-') and a SHA-1 in hex; anything else is as if absent, so
+         * that a damaged heartbeat never makes us refuse to run */
+        if (field(buf, "host", p->host, sizeof(p->host)) != 0 ||
+            strlen(p->host) != 36 ||
+            strspn(p->host, "0123456789abcdef-") != 36)
             p->host[0] = 0;
-        if (field(buf, "map", p->map, sizeof(p->map)) != 0)
+        if (field(buf, "map", p->map, sizeof(p->map)) != 0 ||
+            strlen(p->map) != 40 || strspn(p->map, "0123456789abcdef") != 40)
             p->map[0] = 0;
         k++;
     }
