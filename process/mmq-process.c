@@ -66,7 +66,9 @@ static void lock_and_recover(struct spool *sp, const struct mmq_config *cfg,
 
     if (spool_lock_slices(sp, "process", set, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "%s", err);
+    /* hold/ too: an owner's reply deciding a held post claims it there */
     if (queue_recover(sp, "in", set, &st, err, sizeof(err)) != 0 ||
+        queue_recover(sp, "hold", set, &st, err, sizeof(err)) != 0 ||
         spool_clean_tmp(sp, cfg->tmp_max_age, &st, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "recovery: %s", err);
     if (st.restored || st.to_bad || st.tmp_removed)
@@ -151,7 +153,9 @@ static int lease_round(struct spool *sp)
     if (n < 0)
         log_error("%s", err);
     if (n > 0 &&
-        queue_recover_foreign(sp, "in", &gained, &st, err, sizeof(err)) != 0)
+        (queue_recover_foreign(sp, "in", &gained, &st, err, sizeof(err)) != 0 ||
+         queue_recover_foreign(sp, "hold", &gained, &st, err, sizeof(err)) !=
+             0))
         log_error("recovery after takeover: %s", err);
     if (st.restored || st.to_bad)
         log_info("takeover: %u entries restored, %u moved to bad/", st.restored,
