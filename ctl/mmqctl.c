@@ -1350,7 +1350,7 @@ static int cmd_members(struct ctl *x, int argc, char **argv)
     if (action && strcmp(action, "add") == 0)
         return ctl_members_add(&x->cfg, o.args[0], o.args + 2, o.nargs - 2);
     if (action && (!strcmp(action, "approve") || !strcmp(action, "reject")))
-        return ctl_members_approve(&x->cfg, o.args[0], action[0] == 'a',
+        return ctl_members_approve(&x->sp, &x->cfg, o.args[0], action[0] == 'a',
                                    o.args + 2, o.nargs - 2);
     return ctl_members(&x->cfg, o.args[0], o.json,
                        o.nargs > 1 ? o.args[1] : NULL, o.args + 2,

@@ -179,9 +179,10 @@ out:
 }
 
 /* Approve or reject the owner-approval requests of one address. */
-static int decide(const struct mmq_config *cfg, struct listdef *ld,
-                  struct member_store *ms, struct token_pending *v, size_t n,
-                  int approve, const char *address)
+static int decide(struct spool *sp, const struct mmq_config *cfg,
+                  struct listdef *ld, struct member_store *ms,
+                  struct token_pending *v, size_t n, int approve,
+                  const char *address)
 {
     char err[QUEUE_ERR_MAX], by[128];
     size_t i, added;
@@ -204,6 +205,12 @@ static int decide(const struct mmq_config *cfg, struct listdef *ld,
                    ld->name, a);
             continue;
         }
+        /* a subscription by mail completes: welcome first (listmail.h) */
+        if (approve && listmail_greet(sp, cfg, ld, a, 1, NULL, by, (unsigned)i,
+                                      err, sizeof(err)) < 0) {
+            log_error("list %s: welcome message to %s: %s", ld->name, a, err);
+            return EX_TEMPFAIL;
+        }
         if (approve && members_file_add(ld->members_path, &a, 1, &added, err,
                                         sizeof(err)) != 0) {
             log_error("list %s: %s", ld->name, err);
@@ -222,8 +229,9 @@ static int decide(const struct mmq_config *cfg, struct listdef *ld,
     return EX_OK;
 }
 
-int ctl_members_approve(const struct mmq_config *cfg, const char *list,
-                        int approve, char **addrs, int naddrs)
+int ctl_members_approve(struct spool *sp, const struct mmq_config *cfg,
+                        const char *list, int approve, char **addrs,
+                        int naddrs)
 {
     struct listdef ld;
     struct member_store ms;
@@ -244,7 +252,7 @@ int ctl_members_approve(const struct mmq_config *cfg, const char *list,
         first = EX_TEMPFAIL;
     } else {
         for (i = 0; i < naddrs; i++)
-            if ((rc = decide(cfg, &ld, &ms, v, n, approve, addrs[i])) !=
+            if ((rc = decide(sp, cfg, &ld, &ms, v, n, approve, addrs[i])) !=
                     EX_OK &&
                 first == EX_OK)
                 first = rc;

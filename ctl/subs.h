@@ -29,8 +29,11 @@ int ctl_members_add(const struct mmq_config *cfg, const char *list,
                     char **addrs, int naddrs);
 int ctl_members_pending(const struct mmq_config *cfg, const char *list,
                         int json);
-int ctl_members_approve(const struct mmq_config *cfg, const char *list,
-                        int approve, char **addrs, int naddrs);
+/* approve also queues the welcome message (the subscription by mail
+ * completes), as an owner's reply does. */
+int ctl_members_approve(struct spool *sp, const struct mmq_config *cfg,
+                        const char *list, int approve, char **addrs,
+                        int naddrs);
 
 /*
  * --notify: queue the welcome (welcome != 0) or goodbye message to each

@@ -22,7 +22,9 @@
 #      the null sender, MAILER-DAEMON; max_autoresponses_per_day (each next
 #      to the control of section 1, which is told)
 #   9  welcome on confirm, goodbye on unsubscribe, welcome_file, send_*
-#      false, mmqctl members add|remove --notify (and nothing without it)
+#      false, mmqctl members add|remove --notify (and nothing without it),
+#      subscribe_policy approve: welcome on the owner's reply and on mmqctl
+#      members approve
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/process-lib.sh"
@@ -204,7 +206,7 @@ rc=$?
 check "reply first: mmqctl release fails ($rc: $(tr '\n' ' ' <"$W/rel.out"))" test "$rc" -ne 0
 is "$(posts "fifth words")|$(nhold)" "1|0" "reply first: released once"
 # both at once
-once=0
+once=0 ctl_won=0 reply_won=0
 for round in 1 2 3 4 5 6 7 8; do
     mail "$W/pr" "Stranger <stranger@example.net>" "race $round"
     hold_post "$W/pr" x stranger@example.net
@@ -229,9 +231,11 @@ for round in 1 2 3 4 5 6 7 8; do
         pl_hvals "$W/m" Subject | grep -q "^race $round$" && posts=$((posts + 1))
     done
     [ "$posts" -eq 1 ] && [ "$(nhold)" -eq 0 ] && once=$((once + 1))
+    if [ "$rrc" -eq 0 ]; then ctl_won=$((ctl_won + 1)); else reply_won=$((reply_won + 1)); fi
     [ "$posts" -eq 1 ] || diag "round $round: $posts posts, mmqctl $rrc: $(cat "$W/rel.out")"
 done
 is "$once" 8 "race: 8 of 8 rounds released the post exactly once"
+diag "race: mmqctl release won $ctl_won rounds, the reply $reply_won"
 
 # ------------------------------------------------------------------ 7
 # a reply killed after its record, the post claimed by a dead process of
@@ -347,6 +351,29 @@ pl_clear_out
 is "$(nout)" 0 "remove without --notify: nothing queued"
 "$MMQCTL" -c "$CONF" members dev enable alice@example.org --notify >/dev/null 2>&1
 is "$?" 64 "--notify with enable: usage error"
+# subscribe_policy approve: the welcome comes with the owner's approval
+pl_list dev "${LIST_CONF[@]}" 'max_autoresponses_per_day = 1000;' 'subscribe_policy = "approve";'
+approve_round() { # approve_round ADDRESS: join and confirm; AOK the owners' token
+    mail "$W/j" "<$1>" "join"
+    send "$W/j" "$1" dev-join
+    TOK=$(outmsg "confirm " | sed -n 's/^Subject: confirm \([0-9a-z]*\)$/\1/p')
+    mail "$W/c" "<$1>" "Re: confirm $TOK"
+    send "$W/c" "$1" "dev-confirm+$TOK"
+    AOK=$(outmsg "confirm " | sed -n 's/^Subject: confirm \([0-9a-z]*\)$/\1/p')
+}
+approve_round fred@example.net
+check "approve policy: no welcome before the approval" not outmsg "Welcome to"
+mail "$W/a" "owner@example.org" "Re: confirm $AOK"
+send "$W/a" owner@example.org "dev-confirm+$AOK"
+outmsg "Welcome to" >/dev/null
+is "$OUTRCPT" "fred@example.net " "approve policy: welcome on the owner's reply"
+approve_round gina@example.net
+pl_clear_out
+"$MMQCTL" -c "$CONF" members dev approve gina@example.net >/dev/null
+pl_outs
+outmsg "Welcome to" >/dev/null
+is "$OUTRCPT" "gina@example.net " "approve policy: welcome on mmqctl members approve"
+pl_clear_out
 pl_list dev "${LIST_CONF[@]}" 'max_autoresponses_per_day = 1000;' 'send_welcome_message = false;' 'goodbye_file = "bye.txt";'
 printf 'Farewell text.\n' >"$LISTS/bye.txt"
 "$MMQCTL" -c "$CONF" members dev add erin@example.net --notify >/dev/null
