@@ -25,6 +25,9 @@
 #      false, mmqctl members add|remove --notify (and nothing without it),
 #      subscribe_policy approve: welcome on the owner's reply and on mmqctl
 #      members approve
+#  10  kill -9 at random instants of the hold and of the approving reply,
+#      and (strace) at each rename/link of both: one notice, one summary,
+#      the post released once, one reply
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/process-lib.sh"
@@ -381,6 +384,123 @@ is "$(nout)" 0 "send_welcome_message = false: no welcome"
 "$MMQCTL" -c "$CONF" members dev remove erin@example.net --notify >/dev/null
 pl_outs
 check "goodbye_file (relative to lists_dir) is used" grep -q "Farewell text" <(outmsg "You have left")
+
+# ----------------------------------------------------------------- 10
+# kill -9 at a random instant of the hold, then of the approving reply;
+# the reruns (start-up recovery of in/ and hold/) finish the work
+pl_list dev "${LIST_CONF[@]}" 'max_autoresponses_per_day = 1000;'
+killed_run() { # run mmq-process -1, killed after $1 ms (if still running)
+    timeout 30 "$MMQ_PROCESS" -c "$CONF" -1 -e 2>>"$W/kill.log" &
+    local pid=$!
+    sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"
+    kill_pid "$pid"
+    wait "$pid" 2>/dev/null
+}
+rerun() { # until in/ is empty (bounded)
+    local i
+    for i in 1 2 3 4 5; do
+        pl_process
+        [ "$(count_files "$SPOOL/in")" -eq 0 ] && return 0
+        sleep 0.3
+    done
+}
+# how long one run takes here (ASan, load): the kills fall within it
+mail "$W/pk" "Stranger <stranger@example.net>" "calibrate"
+pl_post "$W/pk" -f stranger@example.net dev
+t0=$(now)
+pl_process
+DUR=$(elapsed_ms "$t0" "$(now)")
+[ "$DUR" -ge 20 ] || DUR=20
+find "$SPOOL/hold" -type f -delete
+good=0
+for round in 1 2 3 4 5 6; do
+    pl_clear_out
+    mail "$W/pk" "Stranger <stranger@example.net>" "kill $round"
+    pl_post "$W/pk" -f stranger@example.net dev
+    HELD=$IN_NAME
+    killed_run $((RANDOM % DUR))
+    rerun
+    pl_outs
+    notes=0 sums=0
+    for f in "${OUTS[@]}"; do
+        pl_msg "$f" "$W/m"
+        case $(pl_hvals "$W/m" Subject) in
+        *"awaits approval") notes=$((notes + 1)) ;;
+        "confirm p"*) sums=$((sums + 1)) ;;
+        esac
+    done
+    tokens
+    pl_clear_out
+    pl_post "$W/ok" -f owner@example.org -r "dev-confirm+$APPROVE@$D" dev
+    killed_run $((RANDOM % DUR))
+    rerun
+    rerun
+    n=$(posts "kill $round")
+    if [ "$notes|$sums|$n|$(nhold)|$(count_files "$SPOOL/bad")" = "1|1|1|0|0" ]; then
+        good=$((good + 1))
+    else
+        diag "kill round $round: notices $notes, summaries $sums, posts $n, held $(nhold), bad $(count_files "$SPOOL/bad")"
+    fi
+done
+diag "kill -9 within $DUR ms: $(cat "$W/kill.log" "$PLOG_ALL" | grep -c "recovery: [1-9]") start-ups restored a killed run's claims"
+is "$good" 6 "kill -9: 6 of 6 rounds: one notice, one summary, the post released once, nothing held or in bad/"
+
+# forced points: strace kills the run on entering its N-th renameat or
+# linkat (the hold run: the notices' renames into out/, the move to hold/;
+# the reply run: the claim of the reply, the used/ mark (link), the claim
+# of the held post, the decision record, the rewrite, the move to in/,
+# the released post's own claim and expansion, the reply's queueing)
+HAVE_STRACE=0
+if command -v strace >/dev/null 2>&1 &&
+    strace -f -qq -o /dev/null -e trace=renameat true 2>/dev/null; then
+    HAVE_STRACE=1
+fi
+forced_run() { # forced_run SYSCALL N: mmq-process -1 killed at the N-th SYSCALL
+    strace -f -qq -o /dev/null -e trace="$1" -e inject="$1:signal=KILL:when=$2" \
+        "$MMQ_PROCESS" -c "$CONF" -1 -e 2>>"$W/kill.log" &
+    wait $! 2>/dev/null
+}
+forced() { # forced PHASE SYSCALL N
+    local f notes=0 sums=0 n
+    pl_clear_out
+    mail "$W/pk" "Stranger <stranger@example.net>" "forced $1 $2 $3"
+    pl_post "$W/pk" -f stranger@example.net dev
+    HELD=$IN_NAME
+    if [ "$1" = hold ]; then forced_run "$2" "$3"; fi
+    rerun
+    pl_outs
+    for f in "${OUTS[@]}"; do
+        pl_msg "$f" "$W/m"
+        case $(pl_hvals "$W/m" Subject) in
+        *"awaits approval") notes=$((notes + 1)) ;;
+        "confirm p"*) sums=$((sums + 1)) ;;
+        esac
+    done
+    tokens
+    pl_clear_out
+    pl_post "$W/ok" -f owner@example.org -r "dev-confirm+$APPROVE@$D" dev
+    if [ "$1" = reply ]; then forced_run "$2" "$3"; fi
+    rerun
+    rerun
+    n=$(posts "forced $1 $2 $3")
+    pl_outs
+    replies=0
+    for f in "${OUTS[@]}"; do
+        pl_msg "$f" "$W/m"
+        pl_hvals "$W/m" Subject | grep -q "^The results" && replies=$((replies + 1))
+    done
+    is "$notes|$sums|$n|$replies|$(nhold)|$(count_files "$SPOOL/in")|$(count_files "$SPOOL/bad")" \
+        "1|1|1|1|0|0|0" "kill -9 in the $1 run at $2 $3: one notice, one summary, released once, one reply"
+}
+if [ "$HAVE_STRACE" -eq 1 ]; then
+    for n in 1 2 3; do forced hold renameat "$n"; done
+    for n in 1 2 3 4 5 6 7 8; do forced reply renameat "$n"; done
+    forced reply linkat 1
+    forced reply unlinkat 1
+    diag "forced: $(grep -c "Killed\|+++ killed" "$W/kill.log") kills seen by strace, $(grep -c "recovery: [1-9]" "$PLOG_ALL") start-ups restored claims in all"
+else
+    skip "strace cannot trace here" 13
+fi
 
 is "$(count_files "$SPOOL/bad")" 0 "no entry went to bad/"
 done_testing
