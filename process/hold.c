@@ -174,8 +174,8 @@ static int tell_owners(struct stage_ctx *ctx, const struct claim *c,
              "These tokens expire in %lld days; the first decision wins.\n",
              ld->name, ld->domain, from, env->sender, subject,
              (long long)env->size, reason, c->qn.name, reply_to, ld->name,
-             tok[1], ld->domain, tok[1], ld->name, ld->domain, ld->name,
-             tok[2], ld->domain, tok[2], ld->name, ld->domain, c->qn.name,
+             tok[1], ld->domain, tok[1], ld->name, ld->domain, ld->name, tok[2],
+             ld->domain, tok[2], ld->name, ld->domain, c->qn.name,
              (long long)(ld->pending_request_life + 86399) / 86400);
     memset(&m, 0, sizeof(m));
     m.to = to;
@@ -208,8 +208,7 @@ int hold_notices(struct stage_ctx *ctx, const struct claim *c,
     summary_field(h, "Subject", subject, sizeof(subject));
     rc = tell_poster(ctx, c, env, h, ld, &ms, subject, err, errlen);
     if (rc >= 0)
-        rc = tell_owners(ctx, c, env, h, ld, &ms, subject, reason, err,
-                         errlen);
+        rc = tell_owners(ctx, c, env, h, ld, &ms, subject, reason, err, errlen);
     member_store_close(&ms);
     return rc < 0 ? -1 : 0;
 }

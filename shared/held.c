@@ -40,7 +40,7 @@ int held_find(struct spool *sp, const char *name, enum held_where *where,
     }
     while ((de = readdir(dp)) != NULL && *where != HELD_READY)
         if (strncmp(de->d_name, ready, rl) == 0)
-            *where = de->d_name[rl] == 0 ? HELD_READY
+            *where = de->d_name[rl] == 0     ? HELD_READY
                      : de->d_name[rl] == '#' ? HELD_CLAIMED
                                              : *where;
     closedir(dp);
@@ -93,8 +93,7 @@ static void line_of(char *out, size_t len, const char *s)
 }
 
 int held_decision_write(struct member_store *ms, const char *name,
-                        const struct held_decision *d, char *err,
-                        size_t errlen)
+                        const struct held_decision *d, char *err, size_t errlen)
 {
     char tmp[300], rel[QNAME_LEN + 16], text[4 * MEMBER_ADDR_MAX + 64];
     char by[MEMBER_ADDR_MAX], poster[MEMBER_ADDR_MAX];

@@ -16,8 +16,8 @@
 #include "dsn.h"
 #include "envelope.h"
 #include "listmail.h"
-#include "member.h"
 #include "log.h"
+#include "member.h"
 
 #define TEXT_MAX 16384
 
@@ -150,7 +150,7 @@ int listmail_text(const struct mmq_config *cfg, const struct listdef *ld,
 
 #define BUILTIN_WELCOME                                                        \
     "Welcome to the list %s@%s.\n\n"                                           \
-    "To post, write to %s@%s.  To leave the list, send a message to\n"        \
+    "To post, write to %s@%s.  To leave the list, send a message to\n"         \
     "%s-leave@%s (or \"unsubscribe\" to the -request address).\n"
 
 #define BUILTIN_GOODBYE                                                        \
@@ -181,8 +181,9 @@ int listmail_greet(struct spool *sp, const struct mmq_config *cfg,
     buf_init(&text);
     listmail_text(cfg, ld, welcome ? ld->welcome_file : ld->goodbye_file,
                   welcome ? "welcome" : "goodbye", builtin, &text);
-    buf_printf(&text, "\n-- \nmmq, for the list %s@%s.  Questions: "
-                      "%s-owner@%s\n",
+    buf_printf(&text,
+               "\n-- \nmmq, for the list %s@%s.  Questions: "
+               "%s-owner@%s\n",
                ld->name, ld->domain, ld->name, ld->domain);
     snprintf(to, sizeof(to), "<%s>", address);
     snprintf(subject, sizeof(subject), "%s the list %s@%s",
@@ -191,8 +192,7 @@ int listmail_greet(struct spool *sp, const struct mmq_config *cfg,
     m.to = to;
     m.subject = subject;
     m.text = text.data ? text.data : "";
-    listmail_name(stamp_of, cause, welcome ? "welcome" : "goodbye", idx,
-                  name);
+    listmail_name(stamp_of, cause, welcome ? "welcome" : "goodbye", idx, name);
     rc = listmail_queue(sp, ld, &rcpt, 1, &m, name, err, errlen);
     if (rc == 0)
         log_info("list %s: %s message %s queued to %s", ld->name,

@@ -50,7 +50,8 @@ int listmail_queue(struct spool *sp, const struct listdef *ld, char **rcpt,
 /*
  * The text of a list file setting: file (NULL: LISTS_DIR/LIST.SUFFIX;
  * relative: below LISTS_DIR), at most 16 KB of it, appended to out; when
- * it cannot be read, the text builtin instead.  0 the file, 1 the built-in text.
+ * it cannot be read, the text builtin instead.  0 the file, 1 the built-in
+ * text.
  */
 int listmail_text(const struct mmq_config *cfg, const struct listdef *ld,
                   const char *file, const char *suffix, const char *builtin,
