@@ -9,7 +9,8 @@
 #      LIST-confirm+TOKEN, Subject "confirm TOKEN"), both at smtp-sink
 #   2  an owner's plain reply approves: the post reaches the member (sink);
 #      the same reply again, and the reject token after it, are refused
-#   3  "confirm REJECT-TOKEN" to -request: the post is gone, the poster told
+#   3  "confirm REJECT-TOKEN" (and "reject APPROVE-TOKEN") to -request: the
+#      post is gone, the poster told
 #   4  the discard token: gone, nobody but the owner answered
 #   5  a forged token: refused, the post still held
 #   6  mmqctl release and an approve reply: release first, reply first, and
@@ -171,6 +172,14 @@ outmsg "Your message to dev@$D was rejected" >"$W/rn"
 is "$OUTRCPT" "stranger@example.net " "reject: the poster is told"
 check "reject: the notice names the Subject" grep -q "Subject: second words" "$W/rn"
 check "reject: no post to the members" not outmsg "second words"
+mail "$W/p2b" "Stranger <stranger@example.net>" "second again"
+hold_post "$W/p2b" x stranger@example.net
+tokens
+mail "$W/rej" "owner@example.org" "commands" "" "reject $APPROVE"
+send "$W/rej" owner@example.org dev-request
+is "$(nhold)|$(count_files "$SPOOL/in")" "0|0" "reject APPROVE-TOKEN: the post is gone"
+outmsg "Your message to dev@$D was rejected" >/dev/null
+is "$OUTRCPT" "stranger@example.net " "reject APPROVE-TOKEN: the poster is told"
 
 # ------------------------------------------------------------------ 4
 mail "$W/p3" "Stranger <stranger@example.net>" "third words"
