@@ -2,7 +2,10 @@
  * command - email commands: mail to LIST-request@ (commands in the
  * Subject and body), LIST-join@/-subscribe@, LIST-leave@/-unsubscribe@
  * and LIST-confirm+TOKEN@, turned into subscriptions, confirmations and
- * one reply.  See mmq-process(8), EMAIL COMMANDS.
+ * one reply; an owner's token of a held post (hold.c) approves, rejects
+ * or discards it (held.h: one decider per post, mmqctl release too); a
+ * completed subscription or unsubscription queues the welcome or goodbye
+ * message (listmail.h).  See mmq-process(8), EMAIL COMMANDS.
  *
  * Why in the list stage and not a daemon of its own: the list stage
  * already claims every in/ entry of every role (it forwarded -request
