@@ -192,7 +192,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    runner_start(&r, &sp, &cfg, "bounce", "bounces", &set);
+    runner_start(&r, &sp, &cfg, "bounce", "bounces", NULL, &set);
     memset(&bc, 0, sizeof(bc));
     bc.sp = &sp;
     bc.cfg = &cfg;

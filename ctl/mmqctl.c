@@ -15,6 +15,7 @@
  *     mmqctl [-c FILE] slices [--json]
  *     mmqctl [-c FILE] members LIST [--json]
  *     mmqctl [-c FILE] members LIST enable|disable|remove ADDRESS...
+ *     mmqctl [-c FILE] members LIST add|remove ADDRESS... [--notify]
  *     mmqctl [-c FILE] members LIST add|approve|reject ADDRESS...
  *     mmqctl [-c FILE] members LIST --pending [--json]
  *     mmqctl [-c FILE] bounces [LIST] [--json]
@@ -90,6 +91,8 @@ static void usage(void)
             "ADDRESS...\n"
             "       mmqctl [-c FILE] members LIST add|approve|reject "
             "ADDRESS...\n"
+            "       mmqctl [-c FILE] members LIST add|remove ADDRESS... "
+            "--notify\n"
             "       mmqctl [-c FILE] members LIST --pending [--json]\n"
             "       mmqctl [-c FILE] bounces [LIST] [--json]\n");
     exit(EX_USAGE);
@@ -214,7 +217,8 @@ enum {
     OPT_NO_AGENTS,
     OPT_DEFERRED_AGE,
     OPT_PROMETHEUS,
-    OPT_PENDING
+    OPT_PENDING,
+    OPT_NOTIFY
 };
 
 static const struct option long_opts[] = {
@@ -230,11 +234,12 @@ static const struct option long_opts[] = {
     {"deferred-age", required_argument, NULL, OPT_DEFERRED_AGE},
     {"prometheus", no_argument, NULL, OPT_PROMETHEUS},
     {"pending", no_argument, NULL, OPT_PENDING},
+    {"notify", no_argument, NULL, OPT_NOTIFY},
     {"yes", no_argument, NULL, 'y'},
     {NULL, 0, NULL, 0}};
 
 struct opts {
-    int json, all, yes, no_agents, prometheus, pending;
+    int json, all, yes, no_agents, prometheus, pending, notify;
     int parts; /* show: 1 envelope, 2 headers, 4 body */
     const char *list, *slice, *queue;
     const char *deferred_age; /* check: in seconds */
@@ -292,6 +297,9 @@ static void parse_opts(int argc, char **argv, const int *allowed,
             break;
         case OPT_PENDING:
             o->pending = 1;
+            break;
+        case OPT_NOTIFY:
+            o->notify = 1;
             break;
         case 'y':
             o->yes = 1;
@@ -1346,21 +1354,29 @@ static int cmd_slices(struct ctl *x, int argc, char **argv)
 
 static int cmd_members(struct ctl *x, int argc, char **argv)
 {
-    static const int allowed[] = {OPT_JSON, OPT_PENDING, 0};
+    static const int allowed[] = {OPT_JSON, OPT_PENDING, OPT_NOTIFY, 0};
     struct opts o;
     const char *action;
+    int rc;
 
     parse_opts(argc, argv, allowed, &o);
     if (o.nargs < 1)
         usage();
     action = o.nargs > 1 ? o.args[1] : NULL;
+    if (o.notify && (!action || (strcmp(action, "add") && strcmp(action, "remove"))))
+        usage(); /* --notify: add and remove only */
+    /* the welcome or goodbye first (see ctl_members_notify()) */
+    if (o.notify && (rc = ctl_members_notify(&x->sp, &x->cfg, o.args[0],
+                                             action[0] == 'a', o.args + 2,
+                                             o.nargs - 2)) != EX_OK)
+        return rc;
     if (o.pending)
         return action ? EX_USAGE
                       : ctl_members_pending(&x->cfg, o.args[0], o.json);
     if (action && strcmp(action, "add") == 0)
         return ctl_members_add(&x->cfg, o.args[0], o.args + 2, o.nargs - 2);
     if (action && (!strcmp(action, "approve") || !strcmp(action, "reject")))
-        return ctl_members_approve(&x->cfg, o.args[0], action[0] == 'a',
+        return ctl_members_approve(&x->sp, &x->cfg, o.args[0], action[0] == 'a',
                                    o.args + 2, o.nargs - 2);
     return ctl_members(&x->cfg, o.args[0], o.json,
                        o.nargs > 1 ? o.args[1] : NULL, o.args + 2,

@@ -14,8 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "held.h"
 #include "journal.h"
 #include "log.h"
+#include "member.h"
 #include "qinfo.h"
 
 /* ------------------------------------------------------------- listing */
@@ -292,14 +294,39 @@ int qact_hold(struct spool *sp, const struct qentry *e, char *err,
     return QA_OK;
 }
 
+/* A post held from in/: record that mmqctl decides it (held.h), so that
+ * a reply killed after its own record knows it lost. */
+static int record_release(struct spool *sp, struct claim *c, char *err,
+                          size_t errlen)
+{
+    struct held_decision d;
+    struct member_store ms;
+    struct envelope env;
+    off_t off;
+    int rc;
+
+    if (strcmp(c->qn.origin, "in") != 0)
+        return 0;
+    if (queue_claim_read(c, &env, &off, err, errlen) != 0)
+        return -1;
+    rc = member_store_open(&ms, sp->path, env.list, sp->cfg->node, 1, err,
+                           errlen);
+    envelope_free(&env);
+    if (rc != 0)
+        return -1;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.by, sizeof(d.by), "mmqctl.%s.%ld", sp->cfg->node,
+             (long)getpid());
+    snprintf(d.action, sizeof(d.action), "release");
+    rc = held_decision_write(&ms, c->qn.name, &d, err, errlen);
+    member_store_close(&ms);
+    return rc;
+}
+
 int qact_release(struct spool *sp, const struct qentry *e, char *err,
                  size_t errlen)
 {
-    struct envelope env;
     struct claim c;
-    struct stat st;
-    int64_t now = (int64_t)time(NULL);
-    off_t off;
     int rc;
 
     if (strcmp(e->queue, "hold") != 0) {
@@ -315,21 +342,9 @@ int qact_release(struct spool *sp, const struct qentry *e, char *err,
     }
     if ((rc = claim_entry(sp, e, &c, err, errlen)) != QA_OK)
         return rc;
-    if (fstat(c.fd, &st) != 0) {
-        err_set(err, errlen, errno, "fstat: %s", strerror(errno));
-        return give_back(&c);
-    }
-    if (queue_claim_read(&c, &env, &off, err, errlen) != 0)
-        return give_back(&c);
-    if (now > (int64_t)st.st_mtime)
-        env.held += now - (int64_t)st.st_mtime;
-    if (strcmp(e->qn.origin, "in") == 0)
-        env.approved = 1;
-    rc = queue_rewrite(&c, &env, err, errlen);
-    envelope_free(&env);
-    if (rc != 0 || queue_touch(&c, now, err, errlen) != 0)
-        return give_back(&c);
-    if (queue_move(&c, e->qn.origin, err, errlen) != 0)
+    /* claimed: ours alone; an owner's reply now finds it gone */
+    if (record_release(sp, &c, err, errlen) != 0 ||
+        held_release(&c, err, errlen) != 0)
         return give_back(&c);
     return QA_OK;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "listdef.h"
+#include "listmail.h"
 #include "log.h"
 #include "member.h"
 #include "queue.h"
@@ -71,6 +72,51 @@ int ctl_members_add(const struct mmq_config *cfg, const char *list,
     return EX_OK;
 }
 
+int ctl_members_notify(struct spool *sp, const struct mmq_config *cfg,
+                       const char *list, int welcome, char **addrs,
+                       int naddrs)
+{
+    struct listdef ld;
+    struct members m;
+    char err[QUEUE_ERR_MAX], cause[128];
+    int i, rc = EX_OK;
+
+    if (naddrs == 0)
+        return EX_OK; /* the edit itself says what is missing */
+    for (i = 0; i < naddrs; i++)
+        if (!members_plausible(addrs[i]) || strpbrk(addrs[i], "\"<>()")) {
+            log_error("members: \"%s\" is not an address", addrs[i]);
+            return EX_DATAERR;
+        }
+    if (listdef_load(cfg, list, &ld, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return errno == ENOENT ? EX_NOINPUT : EX_CONFIG;
+    }
+    memset(&m, 0, sizeof(m));
+    if (members_load(&m, ld.members_path, err, sizeof(err)) != 0) {
+        log_error("list %s: %s", ld.name, err);
+        members_free(&m);
+        listdef_free(&ld);
+        return EX_TEMPFAIL;
+    }
+    /* unique to this run: the admin's messages are not retried by anyone */
+    snprintf(cause, sizeof(cause), "mmqctl/%s/%ld/%lld", cfg->node,
+             (long)getpid(), (long long)time(NULL));
+    for (i = 0; i < naddrs && rc == EX_OK; i++) {
+        if (members_contains(&m, addrs[i]) == welcome)
+            continue; /* nothing changes for it: no message */
+        if (listmail_greet(sp, cfg, &ld, addrs[i], welcome, NULL, cause,
+                           (unsigned)i, err, sizeof(err)) < 0) {
+            log_error("list %s: %s message to %s: %s", ld.name,
+                      welcome ? "welcome" : "goodbye", addrs[i], err);
+            rc = EX_TEMPFAIL;
+        }
+    }
+    members_free(&m);
+    listdef_free(&ld);
+    return rc;
+}
+
 static const char *waiting_for(char action)
 {
     return action == TOKEN_SUBSCRIBE     ? "subscribe (subscriber)"
@@ -85,7 +131,7 @@ int ctl_members_pending(const struct mmq_config *cfg, const char *list,
     struct member_store ms;
     struct token_pending *v;
     char err[QUEUE_ERR_MAX];
-    size_t n, i;
+    size_t n, i, shown = 0;
     int rc = open_list(cfg, list, &ld, &ms);
 
     if (rc != EX_OK)
@@ -105,13 +151,16 @@ int ctl_members_pending(const struct mmq_config *cfg, const char *list,
         time_t t = (time_t)v[i].expiry;
         struct tm tm;
 
+        if (TOKEN_IS_HOLD(v[i].action))
+            continue; /* a held post's, not a subscription's */
+
         gmtime_r(&t, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
         if (json)
             /* addresses in pending files passed addr_ok(): no quotes */
             printf("%s{\"address\":\"%s\",\"action\":\"%s\","
                    "\"awaiting\":\"%s\",\"expires\":\"%s\"}",
-                   i ? ",\n" : "", v[i].address,
+                   shown++ ? ",\n" : "", v[i].address,
                    v[i].action == TOKEN_UNSUBSCRIBE ? "unsubscribe"
                                                     : "subscribe",
                    v[i].action == TOKEN_APPROVE ? "owner" : "confirmation",
@@ -130,9 +179,10 @@ out:
 }
 
 /* Approve or reject the owner-approval requests of one address. */
-static int decide(const struct mmq_config *cfg, struct listdef *ld,
-                  struct member_store *ms, struct token_pending *v, size_t n,
-                  int approve, const char *address)
+static int decide(struct spool *sp, const struct mmq_config *cfg,
+                  struct listdef *ld, struct member_store *ms,
+                  struct token_pending *v, size_t n, int approve,
+                  const char *address)
 {
     char err[QUEUE_ERR_MAX], by[128];
     size_t i, added;
@@ -155,6 +205,12 @@ static int decide(const struct mmq_config *cfg, struct listdef *ld,
                    ld->name, a);
             continue;
         }
+        /* a subscription by mail completes: welcome first (listmail.h) */
+        if (approve && listmail_greet(sp, cfg, ld, a, 1, NULL, by, (unsigned)i,
+                                      err, sizeof(err)) < 0) {
+            log_error("list %s: welcome message to %s: %s", ld->name, a, err);
+            return EX_TEMPFAIL;
+        }
         if (approve && members_file_add(ld->members_path, &a, 1, &added, err,
                                         sizeof(err)) != 0) {
             log_error("list %s: %s", ld->name, err);
@@ -173,8 +229,9 @@ static int decide(const struct mmq_config *cfg, struct listdef *ld,
     return EX_OK;
 }
 
-int ctl_members_approve(const struct mmq_config *cfg, const char *list,
-                        int approve, char **addrs, int naddrs)
+int ctl_members_approve(struct spool *sp, const struct mmq_config *cfg,
+                        const char *list, int approve, char **addrs,
+                        int naddrs)
 {
     struct listdef ld;
     struct member_store ms;
@@ -195,7 +252,7 @@ int ctl_members_approve(const struct mmq_config *cfg, const char *list,
         first = EX_TEMPFAIL;
     } else {
         for (i = 0; i < naddrs; i++)
-            if ((rc = decide(cfg, &ld, &ms, v, n, approve, addrs[i])) !=
+            if ((rc = decide(sp, cfg, &ld, &ms, v, n, approve, addrs[i])) !=
                     EX_OK &&
                 first == EX_OK)
                 first = rc;

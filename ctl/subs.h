@@ -8,6 +8,11 @@
  *                                             subscriber's confirmation or
  *                                             an owner's approval
  *   mmqctl members LIST approve|reject ADDRESS...
+ *   mmqctl members LIST add|remove ADDRESS... --notify
+ *                                             the same, and each address
+ *                                             whose membership changes
+ *                                             gets the list's welcome or
+ *                                             goodbye message (listmail.h)
  *
  * approve and reject act on the same pending request (token.h) an owner's
  * reply to the approval mail uses, through token_use(): whichever comes
@@ -18,12 +23,28 @@
 #define MMQ_CTL_SUBS_H
 
 #include "config.h"
+#include "queue.h"
 
 int ctl_members_add(const struct mmq_config *cfg, const char *list,
                     char **addrs, int naddrs);
 int ctl_members_pending(const struct mmq_config *cfg, const char *list,
                         int json);
-int ctl_members_approve(const struct mmq_config *cfg, const char *list,
-                        int approve, char **addrs, int naddrs);
+/* approve also queues the welcome message (the subscription by mail
+ * completes), as an owner's reply does. */
+int ctl_members_approve(struct spool *sp, const struct mmq_config *cfg,
+                        const char *list, int approve, char **addrs,
+                        int naddrs);
+
+/*
+ * --notify: queue the welcome (welcome != 0) or goodbye message to each
+ * address that is not (is) a member now, before the add or removal is
+ * done (a crash between leaves the message and an edit to do again: the
+ * admin's rerun finds the edit undone and queues it once more).  Nothing
+ * is queued when the list's send_welcome_message / send_goodbye_message
+ * is false.  EX_OK, or a sysexits code (nothing more is done).
+ */
+int ctl_members_notify(struct spool *sp, const struct mmq_config *cfg,
+                       const char *list, int welcome, char **addrs,
+                       int naddrs);
 
 #endif

@@ -2,7 +2,10 @@
  * command - email commands: mail to LIST-request@ (commands in the
  * Subject and body), LIST-join@/-subscribe@, LIST-leave@/-unsubscribe@
  * and LIST-confirm+TOKEN@, turned into subscriptions, confirmations and
- * one reply.  See mmq-process(8), EMAIL COMMANDS.
+ * one reply; an owner's token of a held post (hold.c) approves, rejects
+ * or discards it (held.h: one decider per post, mmqctl release too); a
+ * completed subscription or unsubscription queues the welcome or goodbye
+ * message (listmail.h).  See mmq-process(8), EMAIL COMMANDS.
  *
  * Why in the list stage and not a daemon of its own: the list stage
  * already claims every in/ entry of every role (it forwarded -request
@@ -46,6 +49,8 @@
 #include "digest.h"
 #include "dsn.h"
 #include "header.h"
+#include "held.h"
+#include "listmail.h"
 #include "log.h"
 #include "member.h"
 #include "process.h"
@@ -134,6 +139,14 @@ static char *field(struct cmd *k, const char *name)
     return i >= 0 ? headers_value(&k->h, (size_t)i) : NULL;
 }
 
+/* The value of the first field name of h, or NULL (caller frees). */
+static char *hfield(struct headers *h, const char *name)
+{
+    long i = headers_find(h, name, 0);
+
+    return i >= 0 ? headers_value(h, (size_t)i) : NULL;
+}
+
 /* ------------------------------------------------------------- safety */
 
 /* Local parts that belong to machines or to lists, never to a person. */
@@ -170,161 +183,91 @@ static int robot_address(const char *a)
 }
 
 /* Why this mail must not be answered, or NULL (RFC 3834, section 2). */
-static const char *never_answer(struct cmd *k)
+const char *notice_refusal(struct headers *h, const char *sender,
+                           const char *requester, const struct listdef *ld)
 {
     char *v, us[LIST_NAME_MAX + 300];
     const char *why = NULL;
     size_t i;
 
-    if (!k->env->sender[0])
+    if (!sender[0])
         return "null sender";
-    if ((v = field(k, "Auto-Submitted")) != NULL) {
+    if ((v = hfield(h, "Auto-Submitted")) != NULL) {
         if (strncasecmp(v, "no", 2) != 0 || (v[2] && v[2] != ' ' &&
                                               v[2] != ';' && v[2] != '\t'))
             why = "Auto-Submitted";
         free(v);
     }
-    if (!why && (v = field(k, "Precedence")) != NULL) {
+    if (!why && (v = hfield(h, "Precedence")) != NULL) {
         if (!strcasecmp(v, "bulk") || !strcasecmp(v, "junk") ||
             !strcasecmp(v, "list"))
             why = "Precedence: bulk, junk or list";
         free(v);
     }
-    for (i = 0; !why && i < k->h.n; i++)
-        if (k->h.f[i].name_len > 5 &&
-            strncasecmp(k->h.msg + k->h.f[i].start, "List-", 5) == 0)
+    for (i = 0; !why && i < h->n; i++)
+        if (h->f[i].name_len > 5 &&
+            strncasecmp(h->msg + h->f[i].start, "List-", 5) == 0)
             why = "a List-* header (list mail)";
-    snprintf(us, sizeof(us), "%s-request@%s", k->ld->name, k->ld->domain);
-    if (!why && (v = field(k, "X-Loop")) != NULL) {
+    snprintf(us, sizeof(us), "%s-request@%s", ld->name, ld->domain);
+    if (!why && (v = hfield(h, "X-Loop")) != NULL) {
         if (strcasestr(v, us))
             why = "our own X-Loop (our own mail)";
         free(v);
     }
-    if (!why && headers_find(&k->h, "X-BeenThere", 0) >= 0)
+    if (!why && headers_find(h, "X-BeenThere", 0) >= 0)
         why = "X-BeenThere (list mail)";
-    if (!why && robot_address(k->env->sender))
+    if (!why && robot_address(sender))
         why = "the sender is a mailer, postmaster or list address";
-    if (!why && robot_address(k->requester))
+    if (!why && robot_address(requester))
         why = "From: is a mailer, postmaster or list address";
     return why;
 }
 
 /* Who we answer: the From: address if it is usable, else the sender. */
-static int find_requester(struct cmd *k)
+int notice_requester(struct headers *h, const char *sender, char *requester)
 {
-    char *v = field(k, "From"), a[ADDR_MAX + 64];
+    char *v = hfield(h, "From"), a[ADDR_MAX + 64];
 
-    k->requester[0] = 0;
+    requester[0] = 0;
     if (v && header_address(v, a, sizeof(a)) == 0 && addr_ok(a))
-        memcpy(k->requester, a, strlen(a) + 1); /* addr_ok: <= ADDR_MAX */
+        memcpy(requester, a, strlen(a) + 1); /* addr_ok: <= ADDR_MAX */
     free(v);
-    if (!k->requester[0] && addr_ok(k->env->sender))
-        snprintf(k->requester, sizeof(k->requester), "%s", k->env->sender);
-    return k->requester[0] ? 0 : -1;
+    if (!requester[0] && addr_ok(sender))
+        snprintf(requester, ADDR_MAX + 1, "%s", sender);
+    return requester[0] ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ out/ */
 
-static void rfc_date(char *out, size_t len)
-{
-    if (dsn_date((int64_t)time(NULL), out, len) != 0)
-        snprintf(out, len, "Thu, 01 Jan 1970 00:00:00 +0000");
-}
-
-/* Text with LF as CRLF, lines starting with "." kept as they are (the
- * delivery agent dot-stuffs). */
-static void crlf(struct buf *b, const char *text)
-{
-    const char *p;
-
-    for (p = text; *p; p++) {
-        if (*p == '\n')
-            buf_append(b, "\r", 1);
-        buf_append(b, p, 1);
-    }
-}
-
 /*
- * Queue one message to rcpt[0..n): envelope sender the list's bounce
- * address; name derived from the entry's name and the message's index.
- * 0 or -1 (k->fail set).
+ * Queue one message to rcpt[0..n) (listmail.h: envelope sender the list's
+ * bounce address); name derived from the entry's name and the message's
+ * index.  0 or -1 (k->fail set).
  */
 static int queue_mail(struct cmd *k, char **rcpt, size_t n, const char *to,
                       const char *subject, const char *reply_to,
                       const char *text)
 {
-    char sender[LIST_NAME_MAX + 300], name[QNAME_LEN + 1], input[128];
-    char date[64], hex[DIGEST_HEX_LEN + 1], err[QUEUE_ERR_MAX];
-    struct envelope env;
-    struct queue_file *qf;
-    struct buf msg;
-    char *mid;
-    size_t i;
-    int rc = -1;
+    char name[QNAME_LEN + 1], err[QUEUE_ERR_MAX];
+    struct listmail m;
+    char *mid = field(k, "Message-ID");
+    int rc;
 
-    snprintf(input, sizeof(input), "%s/command/%u", k->c->qn.name, k->nout++);
-    memcpy(name, k->c->qn.name, 18); /* the entry's stamp */
-    digest_hex_of(input, strlen(input), name + 18);
-    name[QNAME_LEN] = 0;
-    digest_hex_of(input, strlen(input), hex);
-    snprintf(sender, sizeof(sender), "%s-bounces@%s", k->ld->name,
-             k->ld->domain);
-    rfc_date(date, sizeof(date));
-    buf_init(&msg);
-    buf_printf(&msg,
-               "From: %s-request@%s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n"
-               "Message-ID: <%s.command@%s>\r\n",
-               k->ld->name, k->ld->domain, to, subject, date, hex,
-               k->ld->domain);
-    if (reply_to)
-        buf_printf(&msg, "Reply-To: %s\r\n", reply_to);
-    if ((mid = field(k, "Message-ID")) != NULL) {
-        if (strlen(mid) < 250 && mid[0] == '<' && !strpbrk(mid, "\r\n"))
-            buf_printf(&msg, "In-Reply-To: %s\r\nReferences: %s\r\n", mid,
-                       mid);
-        free(mid);
-    }
-    buf_printf(&msg,
-               "Auto-Submitted: auto-replied\r\nX-Loop: %s-request@%s\r\n"
-               "MIME-Version: 1.0\r\nContent-Type: text/plain; "
-               "charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
-               k->ld->name, k->ld->domain);
-    crlf(&msg, text);
-    envelope_init(&env);
-    env.role = ROLE_POST;
-    env.arrival_sec = (int64_t)time(NULL);
-    env.size = (int64_t)msg.len;
-    if (envelope_set(&env.list, k->ld->name) ||
-        envelope_set(&env.sender, sender)) {
-        step_failed(k, "out of memory");
-        goto out;
-    }
-    for (i = 0; i < n; i++)
-        if (envelope_add_rcpt(&env, rcpt[i], NULL) != 0) {
-            step_failed(k, "out of memory");
-            goto out;
-        }
-    if (!(qf = queue_file_create(k->ctx->sp, "out", err, sizeof(err)))) {
-        step_failed(k, err);
-        goto out;
-    }
-    if (queue_file_begin(qf, &env) != 0 ||
-        queue_file_write(qf, msg.data, msg.len) != 0) {
-        step_failed(k, queue_file_error(qf));
-        queue_file_abort(qf);
-        goto out;
-    }
-    if (queue_file_commit_as(qf, name, err, sizeof(err)) != 0) {
-        step_failed(k, err);
-        goto out;
-    }
+    listmail_name(k->c->qn.name, k->c->qn.name, "command", k->nout++, name);
+    memset(&m, 0, sizeof(m));
+    m.to = to;
+    m.subject = subject;
+    m.reply_to = reply_to;
+    m.in_reply_to = mid;
+    m.text = text;
+    rc = listmail_queue(k->ctx->sp, k->ld, rcpt, n, &m, name, err,
+                        sizeof(err));
+    free(mid);
+    if (rc != 0)
+        return step_failed(k, err);
     log_info("%s: list %s: queued %s to %s: %s", k->c->qn.name, k->ld->name,
              name, n == 1 ? rcpt[0] : "the owners", subject);
-    rc = 0;
-out:
-    envelope_free(&env);
-    buf_free(&msg);
-    return rc;
+    return 0;
 }
 
 /* May we write to address once more today?  1 yes, 0 no (logged). */
@@ -415,27 +358,6 @@ static int ask_approval(struct cmd *k, const char *address)
 
 /* --------------------------------------------------------- the commands */
 
-static int add_member(struct cmd *k, const char *address, size_t *added)
-{
-    char err[QUEUE_ERR_MAX], *a = (char *)address;
-
-    if (members_file_add(k->ld->members_path, &a, 1, added, err,
-                         sizeof(err)) != 0)
-        return step_failed(k, err);
-    return 0;
-}
-
-static int remove_member(struct cmd *k, const char *address, size_t *removed)
-{
-    char err[QUEUE_ERR_MAX], *a = (char *)address;
-
-    if (members_file_remove(k->ld->members_path, &a, 1, removed, err,
-                            sizeof(err)) != 0 ||
-        member_forget(&k->ms, address, err, sizeof(err)) != 0)
-        return step_failed(k, err);
-    return 0;
-}
-
 static int is_member(struct cmd *k, const char *address)
 {
     struct members m;
@@ -451,6 +373,54 @@ static int is_member(struct cmd *k, const char *address)
     rc = members_contains(&m, address);
     members_free(&m);
     return rc;
+}
+
+/*
+ * The welcome or goodbye message, queued before the members file changes:
+ * a crash between the two leaves the message queued and the change to
+ * do, which the rerun does (and queues the message again under the same
+ * name, replacing it); after the change, a rerun finds it done and
+ * queues nothing.  So it is never lost, and sent twice only if delivered
+ * in that instant.
+ */
+static int greet(struct cmd *k, const char *address, int welcome)
+{
+    char err[QUEUE_ERR_MAX];
+    unsigned idx = k->nout++; /* taken either way: a rerun's names agree */
+    int rc = is_member(k, address);
+
+    if (rc < 0 || rc == welcome) /* error, or nothing will change */
+        return rc < 0 ? -1 : 0;
+    if (listmail_greet(k->ctx->sp, k->ctx->cfg, k->ld, address, welcome,
+                       k->c->qn.name, k->c->qn.name, idx, err,
+                       sizeof(err)) < 0)
+        return step_failed(k, err);
+    return 0;
+}
+
+static int add_member(struct cmd *k, const char *address, size_t *added)
+{
+    char err[QUEUE_ERR_MAX], *a = (char *)address;
+
+    if (greet(k, address, 1) != 0)
+        return -1;
+    if (members_file_add(k->ld->members_path, &a, 1, added, err,
+                         sizeof(err)) != 0)
+        return step_failed(k, err);
+    return 0;
+}
+
+static int remove_member(struct cmd *k, const char *address, size_t *removed)
+{
+    char err[QUEUE_ERR_MAX], *a = (char *)address;
+
+    if (greet(k, address, 0) != 0)
+        return -1;
+    if (members_file_remove(k->ld->members_path, &a, 1, removed, err,
+                            sizeof(err)) != 0 ||
+        member_forget(&k->ms, address, err, sizeof(err)) != 0)
+        return step_failed(k, err);
+    return 0;
 }
 
 static void logcmd(struct cmd *k, const char *command, const char *address,
@@ -558,9 +528,152 @@ static const char *token_refusal(struct cmd *k, const char *tok,
     return NULL;
 }
 
+/* ---------------------------------------------------- held posts */
+
+/* The held post's poster, if it may be told (the rules of any answer),
+ * and its Subject, read from the claimed hold/ entry c. */
+static void held_poster(struct cmd *k, struct claim *c, struct held_decision *d)
+{
+    struct envelope env;
+    struct headers h;
+    off_t off;
+    size_t len;
+    char *buf = NULL, *v;
+    ssize_t n;
+
+    snprintf(d->poster, sizeof(d->poster), "-");
+    if (queue_claim_read(c, &env, &off, d->subject, sizeof(d->subject)) != 0) {
+        d->subject[0] = 0;
+        return;
+    }
+    len = env.size > 262144 ? 262144 : (size_t)env.size;
+    if ((buf = malloc(len + 1)) != NULL &&
+        (n = pread(c->fd, buf, len, off)) >= 0 &&
+        headers_parse(buf, (size_t)n, &h) == 0) {
+        char poster[ADDR_MAX + 1];
+        if ((v = hfield(&h, "Subject")) != NULL) {
+            show(d->subject, sizeof(d->subject), v, strlen(v));
+            free(v);
+        }
+        if (notice_requester(&h, env.sender, poster) == 0 &&
+            !notice_refusal(&h, env.sender, poster, k->ld))
+            snprintf(d->poster, sizeof(d->poster), "%s", poster);
+        headers_free(&h);
+    }
+    free(buf);
+    envelope_free(&env);
+}
+
+/* What the recorded decision d did, told to the owner (and, for a
+ * rejection, to the poster: after the post is gone, from the record, so
+ * that a rerun can do it again). */
+static void held_done(struct cmd *k, const char *held,
+                      const struct held_decision *d)
+{
+    char to[MEMBER_ADDR_MAX + 3], subject[LIST_NAME_MAX + 300], text[2048];
+    char *rcpt = (char *)d->poster;
+    const char *what = !strcmp(d->action, "approve")  ? "approved: it goes to "
+                                                       "the list now"
+                       : !strcmp(d->action, "reject") ? "rejected (the poster "
+                                                        "is told)"
+                                                      : "discarded";
+
+    say(k, "    the held post %s (%s) was %s", held,
+        d->subject[0] ? d->subject : "no Subject", what);
+    logcmd(k, d->action, d->poster, "held post decided");
+    log_info("%s: list %s: held post %s %sd by an owner's reply", k->c->qn.name,
+             k->ld->name, held, d->action);
+    if (strcmp(d->action, "reject") != 0 || !strcmp(d->poster, "-") ||
+        !rate_ok(k, d->poster))
+        return;
+    snprintf(to, sizeof(to), "<%s>", d->poster);
+    snprintf(subject, sizeof(subject), "Your message to %s@%s was rejected",
+             k->ld->name, k->ld->domain);
+    snprintf(text, sizeof(text),
+             "Your message to the list %s@%s\n\n    Subject: %s\n\n"
+             "was held for moderation, and a moderator rejected it: it was "
+             "not\ndistributed.  Questions: %s-owner@%s\n",
+             k->ld->name, k->ld->domain, d->subject[0] ? d->subject : "-",
+             k->ld->name, k->ld->domain);
+    queue_mail(k, &rcpt, 1, to, subject, NULL, text);
+}
+
+/*
+ * An owner's reply with the token of held post held: claim it in hold/
+ * (the first decider wins, mmqctl release included), record the
+ * decision, then release it (exactly as mmqctl release) or remove it.
+ * See held.h for what a crash at any instant leaves.
+ */
+static void do_held(struct cmd *k, char action, const char *held)
+{
+    struct held_decision d;
+    struct claim c;
+    enum held_where where;
+    char err[QUEUE_ERR_MAX];
+    int rc, mine;
+
+    rc = held_decision_read(&k->ms, held, &d);
+    if (rc < 0) {
+        step_failed(k, "cannot read a held post's decision");
+        return;
+    }
+    mine = rc == 0 && strcmp(d.by, k->c->qn.name) == 0;
+    if ((rc = held_claim(k->ctx->sp, held, &c, err, sizeof(err))) < 0) {
+        step_failed(k, err);
+        return;
+    }
+    if (rc == 1) {
+        if (held_find(k->ctx->sp, held, &where, err, sizeof(err)) != 0) {
+            step_failed(k, err);
+            return;
+        }
+        if (where != HELD_GONE) { /* another decider has it in hand */
+            step_failed(k, "the held post is being decided by another "
+                           "process (tried again later)");
+            return;
+        }
+        if (mine) { /* a rerun: our act was done before the crash */
+            held_done(k, held, &d);
+            return;
+        }
+        if (d.by[0]) {
+            say(k, "    refused: the held post %s was decided already (%s%s)",
+                held, d.action,
+                strncmp(d.by, "mmqctl", 6) == 0 ? " by mmqctl"
+                                                : " by an owner's reply");
+            logcmd(k, "moderate", "", "decided already");
+        } else {
+            say(k, "    refused: no such held post (decided already, or "
+                   "never held here)");
+            logcmd(k, "moderate", "", "no such held post");
+        }
+        return;
+    }
+    /* ours alone: record, then act (held.h) */
+    memset(&d, 0, sizeof(d));
+    snprintf(d.by, sizeof(d.by), "%s", k->c->qn.name);
+    snprintf(d.action, sizeof(d.action), "%s",
+             action == TOKEN_HOLD_APPROVE  ? "approve"
+             : action == TOKEN_HOLD_REJECT ? "reject"
+                                           : "discard");
+    held_poster(k, &c, &d);
+    if (held_decision_write(&k->ms, held, &d, err, sizeof(err)) != 0 ||
+        (action == TOKEN_HOLD_APPROVE ? held_release(&c, err, sizeof(err))
+                                      : queue_done(&c, err, sizeof(err))) !=
+            0) {
+        char why[QUEUE_ERR_MAX];
+        queue_claim_close(&c);
+        (void)queue_unclaim(&c, why, sizeof(why)); /* else recovery does */
+        step_failed(k, err);
+        return;
+    }
+    queue_claim_close(&c);
+    held_done(k, held, &d);
+}
+
 static void do_confirm(struct cmd *k, const char *tok, int reject)
 {
-    char address[MEMBER_ADDR_MAX] = "", err[QUEUE_ERR_MAX], what[600];
+    char address[MEMBER_ADDR_MAX] = "", err[QUEUE_ERR_MAX], what[600], action;
     const char *why = token_refusal(k, tok, address, sizeof(address));
     size_t n = 0;
     int rc;
@@ -572,7 +685,9 @@ static void do_confirm(struct cmd *k, const char *tok, int reject)
         }
         return;
     }
-    if (reject && tok[0] != TOKEN_APPROVE) {
+    action = tok[0] >= 'A' && tok[0] <= 'Z' ? (char)(tok[0] - 'A' + 'a')
+                                             : tok[0];
+    if (reject && action != TOKEN_APPROVE && action != TOKEN_HOLD_APPROVE) {
         say(k, "    refused: only an owner's approval request can be rejected");
         return;
     }
@@ -587,6 +702,10 @@ static void do_confirm(struct cmd *k, const char *tok, int reject)
         return;
     }
     /* used: from here on it is ours, and a rerun comes back here */
+    if (TOKEN_IS_HOLD(action)) {
+        do_held(k, reject ? TOKEN_HOLD_REJECT : action, address);
+        return;
+    }
     if (reject) {
         snprintf(what, sizeof(what), "subscription of %s rejected", address);
     } else if (tok[0] == TOKEN_SUBSCRIBE &&
@@ -926,12 +1045,12 @@ int command_process(struct stage_ctx *ctx, const struct claim *c,
         buf_free(&k.reply);
         return -1;
     }
-    if (find_requester(&k) != 0) {
+    if (notice_requester(&k.h, env->sender, k.requester) != 0) {
         snprintf(what, whatlen, "command mail not answered: no usable "
                                 "sender or From: address");
         goto out;
     }
-    if ((why = never_answer(&k)) != NULL) {
+    if ((why = notice_refusal(&k.h, env->sender, k.requester, ld)) != NULL) {
         log_info("%s: list %s: command mail from <%s> not answered: %s",
                  c->qn.name, ld->name, env->sender, why);
         snprintf(what, whatlen, "command mail not answered (%s)", why);

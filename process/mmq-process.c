@@ -189,7 +189,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    runner_start(&r, &sp, &cfg, "process", "in", &set);
+    /* hold/ too: an owner's reply deciding a held post claims it there */
+    runner_start(&r, &sp, &cfg, "process", "in", "hold", &set);
     memset(&ctx, 0, sizeof(ctx));
     ctx.sp = &sp;
     ctx.cfg = &cfg;

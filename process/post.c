@@ -362,6 +362,12 @@ static void act(struct post *p, struct headers *h, enum list_action a,
 
     switch (a) {
     case ACT_HOLD:
+        /* the notices first: a crash before the move makes them again */
+        if (hold_notices(p->ctx, &p->c, &p->env, h, p->ld, reason, err,
+                         sizeof(err)) != 0) {
+            give_back(p, err);
+            return;
+        }
         if (queue_move(&p->c, "hold", err, sizeof(err)) != 0) {
             give_back(p, err);
             return;

@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "config.h"
 #include "dmarc.h"
+#include "header.h"
 #include "listdef.h"
 #include "queue.h"
 
@@ -47,5 +48,31 @@ int post_process(struct stage_ctx *ctx, const char *fname);
 int command_process(struct stage_ctx *ctx, const struct claim *c,
                     const struct envelope *env, const struct buf *msg,
                     const struct listdef *ld, char *what, size_t whatlen);
+
+/*
+ * The rules of RFC 3834 and of the issue that every answer and notice
+ * obeys (command.c): why mail with headers h from envelope sender, to be
+ * answered at requester, must never be answered (null sender,
+ * Auto-Submitted, Precedence bulk/junk/list, List-*, X-BeenThere, our own
+ * X-Loop, mailer and list addresses), or NULL.
+ */
+const char *notice_refusal(struct headers *h, const char *sender,
+                           const char *requester, const struct listdef *ld);
+/* Who is answered: the From: address if plain, else the envelope sender;
+ * requester gets up to 255 bytes.  0, or -1 when neither is usable. */
+int notice_requester(struct headers *h, const char *sender, char *requester);
+
+/*
+ * A post (claimed in/ entry c, envelope env, headers h) is about to be
+ * held for moderation for reason (hold.c): the poster is told that it
+ * awaits approval (once: the names are derived from the entry; subject to
+ * the safety rules and max_autoresponses_per_day) and the owners get its
+ * summary with approve, reject and discard tokens.  0: done (or nothing
+ * to send); -1: a step failed (err): give the entry back.
+ */
+int hold_notices(struct stage_ctx *ctx, const struct claim *c,
+                 const struct envelope *env, struct headers *h,
+                 const struct listdef *ld, const char *reason, char *err,
+                 size_t errlen);
 
 #endif

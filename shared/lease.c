@@ -702,8 +702,7 @@ static int read_peers(int dfd, struct lease_peer *out, size_t max)
          * and '-') and a SHA-1 in hex; anything else is as if absent, so
          * that a damaged heartbeat never makes us refuse to run */
         if (field(buf, "host", p->host, sizeof(p->host)) != 0 ||
-            strlen(p->host) != 36 ||
-            strspn(p->host, "0123456789abcdef-") != 36)
+            strlen(p->host) != 36 || strspn(p->host, "0123456789abcdef-") != 36)
             p->host[0] = 0;
         if (field(buf, "map", p->map, sizeof(p->map)) != 0 ||
             strlen(p->map) != 40 || strspn(p->map, "0123456789abcdef") != 40)
@@ -770,8 +769,9 @@ static void check_peers(struct lease_set *ls, double t0)
             strcmp(p->host, ls->host) != 0 && !ls->fatal_rounds) {
             ls->fatal_rounds = 1;
             snprintf(ls->fatal_err, sizeof(ls->fatal_err),
-                     "node name %s is used by another host too (agent %s "
-                     "runs on the host with boot id %s, we on %s): two hosts "
+                     "node name %.63s is used by another host too (agent "
+                     "%.100s runs on the host with boot id %.36s, we on "
+                     "%.36s): two hosts "
                      "with one node name recover each other's entries as "
                      "their own; give each host its own node name in "
                      "mmq.conf: refusing to run",

@@ -45,6 +45,8 @@ void listdef_free(struct listdef *ld)
     free(ld->subject_prefix);
     free(ld->reply_to_address);
     free(ld->help_file);
+    free(ld->welcome_file);
+    free(ld->goodbye_file);
     for (i = 0; i < ld->nallowed; i++)
         free(ld->allowed[i]);
     free(ld->allowed);
@@ -254,6 +256,14 @@ static int apply_commands(const struct ctx *c, config_setting_t *s,
     }
     if (!strcmp(n, "help_file"))
         return get_str(c, s, &ld->help_file);
+    if (!strcmp(n, "send_welcome_message"))
+        return get_bool(c, s, &ld->send_welcome_message);
+    if (!strcmp(n, "welcome_file"))
+        return get_str(c, s, &ld->welcome_file);
+    if (!strcmp(n, "send_goodbye_message"))
+        return get_bool(c, s, &ld->send_goodbye_message);
+    if (!strcmp(n, "goodbye_file"))
+        return get_str(c, s, &ld->goodbye_file);
     return bad(c, s, "unknown setting");
 }
 
@@ -350,6 +360,8 @@ int listdef_load(const struct mmq_config *cfg, const char *name,
     member_policy_default(&ld->bounce);
     ld->pending_request_life = 3 * 86400;
     ld->max_autoresponses_per_day = 10;
+    ld->send_welcome_message = 1;
+    ld->send_goodbye_message = 1;
     if (list_name_normalise(name, ld->name) != 0) {
         snprintf(err, errlen, "invalid list name \"%s\"", name);
         return -1;

@@ -71,6 +71,10 @@ struct listdef {
     int64_t pending_request_life;            /* seconds (3 days) */
     int max_autoresponses_per_day;           /* 10 */
     char *help_file;                         /* NULL: LISTS_DIR/NAME.help */
+    int send_welcome_message;                /* true */
+    char *welcome_file;                      /* NULL: LISTS_DIR/NAME.welcome */
+    int send_goodbye_message;                /* true */
+    char *goodbye_file;                      /* NULL: LISTS_DIR/NAME.goodbye */
 };
 
 int listdef_load(const struct mmq_config *cfg, const char *name,

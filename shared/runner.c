@@ -21,6 +21,8 @@ static void lock_and_recover(struct runner *r)
     if (spool_lock_slices(r->sp, r->stage, &r->set, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "%s", err);
     if (queue_recover(r->sp, r->queue, &r->set, &st, err, sizeof(err)) != 0 ||
+        (r->also &&
+         queue_recover(r->sp, r->also, &r->set, &st, err, sizeof(err)) != 0) ||
         spool_clean_tmp(r->sp, r->cfg->tmp_max_age, &st, err, sizeof(err)) != 0)
         log_fatal(EX_TEMPFAIL, "recovery: %s", err);
     if (st.restored || st.to_bad || st.tmp_removed)
@@ -31,7 +33,7 @@ static void lock_and_recover(struct runner *r)
 
 void runner_start(struct runner *r, struct spool *sp,
                   const struct mmq_config *cfg, const char *stage,
-                  const char *queue, struct slice_set *set)
+                  const char *queue, const char *also, struct slice_set *set)
 {
     struct slice_set own = {0, NULL}, standby = {0, NULL};
     char err[QUEUE_ERR_MAX];
@@ -41,6 +43,7 @@ void runner_start(struct runner *r, struct spool *sp,
     r->cfg = cfg;
     r->stage = stage;
     r->queue = queue;
+    r->also = also;
     r->set = *set;
     memset(set, 0, sizeof(*set));
     if (!(r->later = calloc(RUNNER_RETRY_MAX, sizeof(*r->later))))
@@ -83,8 +86,10 @@ static int lease_round(struct runner *r)
     }
     if (n < 0)
         log_error("%s", err);
-    if (n > 0 && queue_recover_foreign(r->sp, r->queue, &gained, &st, err,
-                                       sizeof(err)) != 0)
+    if (n > 0 && (queue_recover_foreign(r->sp, r->queue, &gained, &st, err,
+                                        sizeof(err)) != 0 ||
+                  (r->also && queue_recover_foreign(r->sp, r->also, &gained,
+                                                    &st, err, sizeof(err)))))
         log_error("recovery after takeover: %s", err);
     if (st.restored || st.to_bad)
         log_info("takeover: %u entries restored, %u moved to bad/", st.restored,

@@ -48,8 +48,9 @@ struct runner_later {
 struct runner {
     struct spool *sp;
     const struct mmq_config *cfg;
-    const char *stage;    /* "process", "bounce": lock and lease names */
-    const char *queue;    /* "in", "bounces" */
+    const char *stage; /* "process", "bounce": lock and lease names */
+    const char *queue; /* "in", "bounces" */
+    const char *also;  /* a queue this stage claims in too ("hold"), or NULL */
     struct slice_set set; /* every slice we may ever serve */
     struct lease_set lease;
     int cluster;
@@ -61,10 +62,12 @@ struct runner {
 };
 
 /* set (the -s slices, parsed; taken over by r) and the rest as above.
+ * also: another queue whose entries this stage claims (mmq-process: the
+ * held posts an owner's reply decides), recovered with queue; or NULL.
  * sp and cfg are borrowed and must outlive the runner. */
 void runner_start(struct runner *r, struct spool *sp,
                   const struct mmq_config *cfg, const char *stage,
-                  const char *queue, struct slice_set *set);
+                  const char *queue, const char *also, struct slice_set *set);
 
 /*
  * One scan: fn(arg, NAME) for each ready entry (at most 1000 and those

@@ -150,7 +150,8 @@ int token_parse(const char *tok, char *action, int64_t *expiry)
                                              : tok[0];
 
     if (strlen(tok) != TOKEN_LEN ||
-        (a != TOKEN_SUBSCRIBE && a != TOKEN_UNSUBSCRIBE && a != TOKEN_APPROVE))
+        (a != TOKEN_SUBSCRIBE && a != TOKEN_UNSUBSCRIBE && a != TOKEN_APPROVE &&
+         !TOKEN_IS_HOLD(a)))
         return -1;
     for (i = 1; i < TOKEN_LEN; i++) {
         int v = hexval((unsigned char)tok[i]);

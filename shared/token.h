@@ -3,7 +3,7 @@
  *
  * A token is "A" + "EEEEEEEE" + 32 hex digits, all lower case (41 bytes):
  * A the action (TOKEN_SUBSCRIBE 's', TOKEN_UNSUBSCRIBE 'u', TOKEN_APPROVE
- * 'a'), E the expiry (unix seconds, 8 hex digits), then the first 128 bits
+ * 'a'; for a held post TOKEN_HOLD_APPROVE 'p', _REJECT 'r', _DISCARD 'd'), E the expiry (unix seconds, 8 hex digits), then the first 128 bits
  * of HMAC-SHA256 (OpenSSL) over the list, the address in lower case, the
  * action and the expiry, keyed with the installation's secret.  Only the
  * holder of the secret can make one; checking one needs the secret and
@@ -45,6 +45,11 @@
 #define TOKEN_SUBSCRIBE 's'
 #define TOKEN_UNSUBSCRIBE 'u'
 #define TOKEN_APPROVE 'a'
+/* a post held for moderation (the "address" is its in/ entry name) */
+#define TOKEN_HOLD_APPROVE 'p'
+#define TOKEN_HOLD_REJECT 'r'
+#define TOKEN_HOLD_DISCARD 'd'
+#define TOKEN_IS_HOLD(a) ((a) == 'p' || (a) == 'r' || (a) == 'd')
 
 struct token_key {
     unsigned char k[TOKEN_SECRET_LEN];

@@ -345,6 +345,7 @@ if [ -x "${MMQ_PROCESS:-}" ] && command -v timeout >/dev/null 2>&1; then
     pl_post "$W/stranger" -f stranger@example.net dev || bail_out "mmq-filter refused"
     P=$IN_NAME
     pl_process
+    pl_clear_out # the held-post notices to poster and owners (t/commands-notices.sh)
     check "moderation: the post is held as hold/BB/NAME@in" test -f "$(path_of hold "$P@in")"
     ctl queue hold
     case $OUT in *"hold@in"*"dev/post <stranger@example.net>"*) pass "moderation: queue shows the held post" ;; *) fail "moderation: queue shows the held post"; diag "$OUT" ;; esac

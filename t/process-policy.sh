@@ -321,7 +321,8 @@ msg_from "$W/stranger" "Stranger <stranger@example.net>"
 
 policy_list hold
 go "$W/stranger" -f stranger@example.net dev
-is "$(qstate)" "in=0 out=0 hold=1 bad=0" "others=hold: a non-member's post goes to hold/"
+# out/: the held-post notices to the poster and the owners (t/commands-notices.sh)
+is "$(qstate)" "in=0 out=2 hold=1 bad=0" "others=hold: a non-member's post goes to hold/"
 check "others=hold: held as hold/BB/NAME@in" test -f "$SPOOL/hold/${IN_NAME:18:2}/$IN_NAME@in"
 check "others=hold: the held entry keeps the message as received" \
     entry_matches "$SPOOL/hold/${IN_NAME:18:2}/$IN_NAME@in" "$W/stranger"
@@ -407,7 +408,7 @@ pl_list dev 'max_message_size = 600;' 'oversize = "hold";' 'others = "discard";'
 go "$W/s600" -f alice@example.org dev
 is "$(qstate)" "in=0 out=1 hold=0 bad=0" "oversize: a message of max_message_size bytes passes"
 go "$W/s601" -f alice@example.org dev
-is "$(qstate)" "in=0 out=0 hold=1 bad=0" "oversize=hold: one byte more is held"
+is "$(qstate)" "in=0 out=1 hold=1 bad=0" "oversize=hold: one byte more is held (the poster told; no owners)"
 check "oversize=hold: as hold/BB/NAME@in" test -f "$SPOOL/hold/${IN_NAME:18:2}/$IN_NAME@in"
 find "$SPOOL/hold" -type f -delete
 pl_list dev 'max_message_size = 600;' 'oversize = "reject";'

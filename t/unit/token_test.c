@@ -59,6 +59,34 @@ static void tokens(const struct token_key *k)
     is_int(token_check(k, "dev", "bob@example.org", u, 0), TOKEN_OK,
            "upper case (an MTA folded it): still valid");
     {
+        /* a held post's tokens: the "address" is its entry name */
+        static const char held[] =
+            "1764763200.000001+0123456789abcdef0123456789abcdef01234567";
+        static const char acts[] = {TOKEN_HOLD_APPROVE, TOKEN_HOLD_REJECT,
+                                    TOKEN_HOLD_DISCARD};
+        char h[3][TOKEN_LEN + 1];
+        for (size_t i = 0; i < 3; i++) {
+            token_make(k, "dev", held, acts[i], 2000000000, h[i]);
+            ok(token_parse(h[i], &a, &e) == 0 && a == acts[i] &&
+                   TOKEN_IS_HOLD(a),
+               "held post token '%c': parsed", acts[i]);
+            is_int(token_check(k, "dev", held, h[i], 0), TOKEN_OK,
+                   "held post token '%c': valid for its entry", acts[i]);
+        }
+        ok(strcmp(h[0] + 1, h[1] + 1) && strcmp(h[1] + 1, h[2] + 1),
+           "held post: the three actions have different MACs");
+        memcpy(u, h[0], sizeof(u));
+        u[0] = TOKEN_HOLD_REJECT;
+        is_int(token_check(k, "dev", held, u, 0), TOKEN_FORGED,
+               "held post: an approve token turned into a reject: forged");
+        is_int(token_check(k, "dev",
+                           "1764763200.000002+0123456789abcdef0123456789abcdef01234567",
+                           h[0], 0),
+               TOKEN_FORGED, "held post: another entry's token: forged");
+        ok(!TOKEN_IS_HOLD(TOKEN_APPROVE) && !TOKEN_IS_HOLD(TOKEN_SUBSCRIBE),
+           "subscription tokens are not held-post tokens");
+    }
+    {
         static const char *const bad[] = {"", "s", "x1234567890", "s0000",
                                           "z0123456789abcdef0123456789abcdef01234567",
                                           "s0123456789abcdef0123456789abcdef0123456g",
