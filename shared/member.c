@@ -967,8 +967,16 @@ static int members_lock(const char *path)
     int fd, i, e;
 
     for (i = 0; i < 1000; i++) {
-        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+            /* GlusterFS: a file another node just renamed over can give
+             * ESTALE once; the next lookup finds the new one
+             * (t/command-gluster.sh) */
+            if (errno == ESTALE && i < 999) {
+                usleep(10000);
+                continue;
+            }
             return -1;
+        }
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
             if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
                 a.st_ino == b.st_ino && a.st_dev == b.st_dev)

@@ -12,7 +12,10 @@
 # -bounces VERP address reaches the bounces queue, an unknown list and a
 # too large post are bounced with mmq-filter's text, and with the spool
 # unwritable Exim defers (exit 75) and delivers after exim -qff once the
-# spool is back.  Needs root; the daemon is stopped at exit.
+# spool is back.  Last, email commands through Exim (mta_commands in
+# t/mta-lib.sh): subscribe, confirm by replying to LIST-confirm+TOKEN@
+# (the router's +* suffix must stay in $RECIPIENT), approve, post,
+# unsubscribe.  Needs root; the daemon is stopped at exit.
 # MTA_DEBUG_COPY=DIR: copy Exim's directory (configuration, spool, logs)
 # to DIR before the end, to look at it afterwards.
 set -u

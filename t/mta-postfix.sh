@@ -19,7 +19,9 @@
 # every copy, signed d=lists.example.org, also for a post that came
 # through another list first; with the signer stopped the post is
 # deferred (never sent unsigned) and goes out signed once it is back.
-# Needs root; the Postfix
+# Last, email commands through Postfix (mta_commands in t/mta-lib.sh):
+# subscribe, confirm by replying to LIST-confirm+TOKEN@, approve, post,
+# unsubscribe.  Needs root; the Postfix
 # master and everything else started here are stopped at exit.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
