@@ -7,7 +7,9 @@
  * The story: lock our slices (per node), recover what a dead agent of this
  * node left claimed, then loop: promote deferred entries whose time has
  * come, list the oldest ready entries of our slices, and hand them in
- * batches to up to `connections` worker processes, one SMTP session each.
+ * batches to up to `connections` worker processes, one SMTP session each;
+ * a worker done with its batch keeps its connection open for
+ * connection_reuse_time and is handed the next entries first.
  * A worker records every transaction's outcome in the spool itself; if one
  * dies (a crash inside libESMTP, a kill, a hang past session_time_limit),
  * we defer what it held.  New entries are noticed through inotify, and by

@@ -18,6 +18,14 @@
  * What is left when the session ends goes to deferred/ with the next
  * attempt time from the backoff, or, past max_lifetime, into a DSN.
  *
+ * Connection reuse (more_work()): when every entry is settled, the
+ * journals and the removals are synced and the worker tells the master
+ * it is idle; for connection_reuse_time it waits, with the connection
+ * open, for more entry names, claims them and appends their transactions
+ * to the running libESMTP session (smtp.h, smtp_more_fn).  While it waits
+ * it holds no claim and nothing unsynced, so a kill -9 then loses and
+ * resends nothing; SIGTERM ends the wait within 0.2 s.
+ *
  * Duplicates, bounded: a transaction the server accepted but whose outcome
  * we had not yet recorded when killed is sent again (at most one
  * transaction per worker); a DSN may be queued twice if the kill falls
