@@ -67,6 +67,7 @@ struct worker {
     size_t n;
     int ctl;  /* our end of its socket, or -1 */
     int idle; /* waiting for entries over an open connection */
+    unsigned gen; /* the configuration it runs with (agent.gen) */
 };
 
 struct agent {
@@ -87,6 +88,7 @@ struct agent {
     time_t next_overlap; /* without nodes: other nodes on our slices */
     int overlapping;
     int dirty;
+    unsigned gen; /* configurations loaded (SIGHUP) */
 };
 
 static volatile sig_atomic_t got_term, got_hup;
@@ -366,6 +368,7 @@ static void start_worker(struct agent *a, struct worker *w)
     }
     w->ctl = sv[0];
     w->idle = 0;
+    w->gen = a->gen;
     w->pid = pid;
     w->started = time(NULL);
 }
@@ -392,7 +395,11 @@ static void read_ctl(struct agent *a, struct worker *w)
             close_ctl(w);
             return;
         }
-        if (buf[0] == 'I' && w->pid > 0) {
+        if (buf[0] == 'I' && w->pid > 0 && w->gen != a->gen) {
+            /* it runs an older configuration (relay, TLS...): let its
+             * session end; new ones take the next entries */
+            (void)send(w->ctl, "", 0, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else if (buf[0] == 'I' && w->pid > 0) {
             w->idle = 1;
             w->n = 0; /* it holds nothing now */
             a->dirty = 1;
@@ -700,6 +707,8 @@ static void reload(struct agent *a)
     }
     config_free(&a->cfg);
     a->cfg = fresh;
+    a->gen++;
+    release_idle(a); /* idle sessions still speak to the old relay */
     a->sp.cfg = &a->cfg;
     if (log_open_file(a->cfg.log_file, err, sizeof(err)) != 0)
         log_error("SIGHUP: %s", err);
