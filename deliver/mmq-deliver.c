@@ -65,8 +65,8 @@ struct worker {
     time_t started;
     char (*names)[QFILE_MAX];
     size_t n;
-    int ctl;  /* our end of its socket, or -1 */
-    int idle; /* waiting for entries over an open connection */
+    int ctl;      /* our end of its socket, or -1 */
+    int idle;     /* waiting for entries over an open connection */
     unsigned gen; /* the configuration it runs with (agent.gen) */
 };
 

@@ -392,8 +392,8 @@ struct run {
     smtp_txn_done_fn done;
     smtp_more_fn more;
     void *arg;
-    int has8;                  /* an 8-bit message started the session */
-    struct txn_priv **xpriv;   /* libESMTP's side of the added ones */
+    int has8;                /* an 8-bit message started the session */
+    struct txn_priv **xpriv; /* libESMTP's side of the added ones */
     size_t nx;
     char last_reply[SMTP_TEXT_MAX]; /* the server's last line */
     char prev_reply[SMTP_TEXT_MAX]; /* the one before */
@@ -770,6 +770,8 @@ int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
     if (!priv || !all)
         goto oom;
     memcpy(all, txn, n * sizeof(*all));
+    /* From here on run.txn, never txn: the caller's array may move when
+     * more() adds to it. */
 again:
     /* Only a session that completed nothing is run again: more() was
      * never called, so the run holds exactly the n given. */
@@ -785,23 +787,23 @@ again:
     if (!(s = smtp_create_session()))
         goto oom;
     for (i = 0; i < n; i++) {
-        txn[i]->priv = &priv[i];
-        if (skip_8bit && txn[i]->body8)
+        run.txn[i]->priv = &priv[i];
+        if (skip_8bit && run.txn[i]->body8)
             continue; /* completed by defer_8bit(), not in this session */
-        priv[i].r =
-            calloc(txn[i]->nrcpt ? txn[i]->nrcpt : 1, sizeof(smtp_recipient_t));
-        if (!priv[i].r || add_txn(s, txn[i]) != 0)
+        priv[i].r = calloc(run.txn[i]->nrcpt ? run.txn[i]->nrcpt : 1,
+                           sizeof(smtp_recipient_t));
+        if (!priv[i].r || add_txn(s, run.txn[i]) != 0)
             goto oom;
-        for (size_t j = 0; j < txn[i]->nrcpt; j++)
+        for (size_t j = 0; j < run.txn[i]->nrcpt; j++)
             any_rcpt |= priv[i].r[j] != NULL;
-        run.has8 |= txn[i]->body8;
+        run.has8 |= run.txn[i]->body8;
     }
     if (!any_rcpt) { /* nothing sendable: every recipient already failed */
         for (i = 0; i < n; i++) {
-            if (skip_8bit && txn[i]->body8)
+            if (skip_8bit && run.txn[i]->body8)
                 continue;
-            txn[i]->completed = 1;
-            done(txn[i], arg);
+            run.txn[i]->completed = 1;
+            done(run.txn[i], arg);
         }
         rc = 0;
         goto out;
@@ -829,24 +831,26 @@ again:
     if (ran && run.starttls_refused && !run.required_tls && !plain) {
         /* tls = opportunistic and the relay refused STARTTLS (454):
          * libESMTP gave up; go on in clear, as Postfix does */
-        for (i = 0; i < n && !txn[i]->completed; i++)
+        for (i = 0; i < n && !run.txn[i]->completed; i++)
             ;
         if (i == n) {
             reset_session(&s, priv, n);
             plain = 1;
             any_rcpt = 0;
+            all = run.txn;
             goto again;
         }
     }
     if (run.no_8bitmime && !skip_8bit) {
         /* nothing was sent: defer the 8-bit mail, send the rest */
-        if (defer_8bit(cfg, txn, n, done, arg) == 0) {
+        if (defer_8bit(cfg, run.txn, n, done, arg) == 0) {
             rc = 0;
             goto out;
         }
         reset_session(&s, priv, n);
         skip_8bit = 1;
         any_rcpt = 0;
+        all = run.txn;
         goto again;
     }
     if (!ran) {
@@ -869,10 +873,8 @@ oom:
 out:
     if (s)
         smtp_destroy_session(s);
-    for (i = 0; priv && i < n; i++) {
+    for (i = 0; priv && i < n; i++)
         free(priv[i].r);
-        txn[i]->priv = NULL;
-    }
     for (i = 0; i < run.n && run.txn; i++)
         run.txn[i]->priv = NULL;
     for (i = 0; i < run.nx; i++) {

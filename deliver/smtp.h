@@ -100,8 +100,7 @@ typedef void (*smtp_txn_done_fn)(struct smtp_txn *t, void *arg);
  * or not at all (MAIL FROM refused): so more is called only after a 2xx
  * to the end of data, which only rsp_data2() and rsp_bdat2() report.
  */
-typedef size_t (*smtp_more_fn)(int allow8, struct smtp_txn ***more,
-                               void *arg);
+typedef size_t (*smtp_more_fn)(int allow8, struct smtp_txn ***more, void *arg);
 
 /*
  * Process-wide setup (TLS context, AUTH credentials) from cfg.  -1 with a

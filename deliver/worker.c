@@ -35,9 +35,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -109,11 +109,11 @@ struct batch {
     unsigned unsynced; /* transactions journaled since the last sync */
     double last_sync;
     /* connection reuse (worker_run(): ctl) */
-    int ctl;            /* our end of the master's socket, or -1 */
-    size_t cap;         /* entries e[] can hold */
-    size_t rcpts;       /* recipients claimed in all */
+    int ctl;      /* our end of the master's socket, or -1 */
+    size_t cap;   /* entries e[] can hold */
+    size_t rcpts; /* recipients claimed in all */
     time_t started;
-    struct wtxn **tx;   /* this round's transactions */
+    struct wtxn **tx; /* this round's transactions */
     size_t nt, txcap;
     struct wtxn **held; /* 8-bit ones claimed for a 7-bit session */
     size_t nheld;
@@ -865,9 +865,8 @@ static int take_entries(struct batch *b, char (*names)[QFILE_MAX], size_t n)
         if (claim_entry(b, names[i], &b->e[b->ne]) == 0)
             b->rcpts += b->e[b->ne++].env.nrcpt;
     for (i = first; i < b->ne; i++)
-        if (add_txns(b, &b->e[i], 0,
-                     (size_t)b->cfg->recipients_per_transaction, &b->tx,
-                     &b->nt, &b->txcap) != 0)
+        if (add_txns(b, &b->e[i], 0, (size_t)b->cfg->recipients_per_transaction,
+                     &b->tx, &b->nt, &b->txcap) != 0)
             return -1;
     return 0;
 }
@@ -963,8 +962,8 @@ static size_t more_work(int allow8, struct smtp_txn ***more, void *arg)
             /* 8-bit data on a session whose relay's 8BITMIME is unknown
              * (libESMTP checks extensions only against what the first
              * messages required): they go in a session of their own */
-            struct wtxn **h = realloc(b->held, (b->nheld + b->nt - nt0) *
-                                                   sizeof(*h));
+            struct wtxn **h =
+                realloc(b->held, (b->nheld + b->nt - nt0) * sizeof(*h));
             if (!h) {
                 log_error("out of memory taking more entries: exiting");
                 _exit(75);

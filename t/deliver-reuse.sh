@@ -1,9 +1,10 @@
 #!/bin/bash
 # deliver-reuse: connection reuse across entries that arrive over time
 # (connection_reuse_time), counted by smtp-sink's own session counter.
-#  - 6 one-recipient entries queued one by one 0.2 s apart, while the agent
-#    runs as a daemon with connection_reuse_time = 2: all reach the sink
-#    over one connection (sess=1), exactly once each.
+#  - 24 one-recipient entries queued one by one 0.1 s apart, while the
+#    agent runs as a daemon with connection_reuse_time = 2: all reach the
+#    sink over one connection (sess=1), exactly once each (more than 16
+#    transactions in one session: the worker's arrays grow meanwhile).
 #  - 2 more entries, each queued after the window has run out (3 s of
 #    quiet): each gets a session of its own (sess=3).
 #  - connection_reuse_time = 0: 3 entries 0.2 s apart, 3 sessions.
@@ -11,6 +12,7 @@
 #    claimed, nothing deferred, nothing sent twice; the next entry goes out
 #    over a new session; SIGTERM then stops the agent within 5 s although
 #    its worker waits for 30.
+#  No delivery process may crash or fail (the log says so when one does).
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/t/deliver-lib2.sh"
@@ -61,30 +63,31 @@ LOG=$T/a.log
 dl_agent_start "$LOG"
 A=$AGENT_PID
 sleep 0.3
-for i in 1 2 3 4 5 6; do
+for ((i = 1; i <= 24; i++)); do
     queue_one "$i" a
-    sleep 0.2
+    sleep 0.1
 done
-wait_rcpts "$T/a" 6
-ok $? "6 entries queued 0.2 s apart are delivered"
-is "$(grep -c 'status=sent' "$LOG")" 6 "6 deliveries logged"
-is "$(workers "$LOG")" 1 "all 6 by one delivery process"
+wait_rcpts "$T/a" 24
+ok $? "24 entries queued 0.1 s apart are delivered"
+is "$(grep -c 'status=sent' "$LOG")" 24 "24 deliveries logged"
+is "$(workers "$LOG")" 1 "all 24 by one delivery process"
 sleep 3 # the window (2 s) runs out: the worker quits
 is "$(sessions "$T/a")" 1 "they went over one SMTP session (smtp-sink: sess=1 after the window)"
-for i in 7 8; do
+for i in 25 26; do
     queue_one "$i" a
     wait_rcpts "$T/a" "$i"
     sleep 3
 done
-is "$(sink_count_rcpts "$T/a")" 8 "2 more entries, 3 s apart, are delivered"
+is "$(sink_count_rcpts "$T/a")" 26 "2 more entries, 3 s apart, are delivered"
 is "$(sessions "$T/a")" 3 "each came after the window and got a session of its own (sess=3)"
 is "$(workers "$LOG")" 3 "3 delivery processes in all"
 stop_agent "$A"
 is "$DL_RC" 0 "the agent exits 0 on SIGTERM"
 dl_tally "$T/expected" "$T/a"
-is "$DL_GOT $DL_MISSING $DL_DUPS" "8 0 0" "every recipient exactly once"
+is "$DL_GOT $DL_MISSING $DL_DUPS" "26 0 0" "every recipient exactly once"
 is "$(dl_files out deferred bad)" "" "nothing left in out/, deferred/ or bad/"
 is "$(dl_claimed)" "" "nothing left claimed"
+is "$(grep -E 'killed by signal|exited with status' "$LOG")" "" "no delivery process crashed or failed"
 
 # ================================================= reuse turned off
 mk_spool
@@ -104,6 +107,7 @@ done
 is "$(sink_count_rcpts "$T/b")" 3 "connection_reuse_time = 0: 3 entries delivered"
 is "$(sessions "$T/b")" 3 "connection_reuse_time = 0: one session each (sess=3)"
 stop_agent "$B"
+is "$(grep -E 'killed by signal|exited with status' "$LOG")" "" "connection_reuse_time = 0: no delivery process crashed or failed"
 
 # ================================= kill -9 of a worker waiting for work
 mk_spool
@@ -145,4 +149,5 @@ check "SIGTERM: the agent stops within 5 s ($ms ms)" test "$ms" -le 5000
 dl_tally "$T/expected" "$T/c"
 is "$DL_GOT $DL_MISSING $DL_DUPS" "2 0 0" "kill -9 while idle: every recipient exactly once"
 is "$(dl_files out deferred bad)" "" "nothing left in out/, deferred/ or bad/"
+is "$(grep -E 'killed by signal|exited with status' "$LOG" | grep -cv 'signal 9')" 0 "no other delivery process crashed or failed"
 done_testing
