@@ -443,6 +443,10 @@ static void do_subscribe(struct cmd *k, const char *address)
     }
     if ((rc = is_member(k, address)) != 0) {
         if (rc > 0) {
+            /* the index greet() takes when it adds: the rerun of an entry
+             * killed after the change names its reply as the first run
+             * did, and replaces it instead of adding a second one */
+            k->nout++;
             say(k, "    %s is already a member", address);
             logcmd(k, "subscribe", address, "already a member");
         }
@@ -468,6 +472,7 @@ static void do_unsubscribe(struct cmd *k, const char *address)
 
     if ((rc = is_member(k, address)) <= 0) {
         if (rc == 0) {
+            k->nout++; /* greet()'s index: see do_subscribe() */
             say(k, "    %s is not a member", address);
             logcmd(k, "unsubscribe", address, "not a member");
         }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -885,7 +886,11 @@ static int replace_if_unchanged(const char *path, const struct stat *st,
     struct stat now;
     int fd;
 
-    snprintf(tmp, sizeof(tmp), "%s.mmq-tmp.%ld", path, (long)getpid());
+    /* one name, not one per pid: only the holder of members_lock() writes
+     * it, and a file a writer killed before its rename left behind is
+     * truncated and renamed away by the next writer instead of staying
+     * beside the members file for ever (t/command-kill.sh) */
+    snprintf(tmp, sizeof(tmp), "%s.mmq-tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
               st->st_mode & 0777);
     if (fd < 0)
@@ -945,15 +950,67 @@ out:
     return rc;
 }
 
+/*
+ * Lock the members file against the other writers (flock(2), which
+ * GlusterFS enforces across mounts): an open descriptor of the file that
+ * path names, locked; -1 on error or after about 10 s of waiting (EAGAIN:
+ * the caller gives its work back and retries later, never blocks for
+ * ever).  Why: "rename only if unchanged" alone is a check then an act:
+ * two writers (two nodes, or mmq-process and mmq-bounce) can both find the
+ * file unchanged and both rename, and the first one's change is lost.
+ * The lock is on the inode, and a writer replaces the inode: so once
+ * locked, the path must still name the locked file, else try again.
+ */
+static int members_lock(const char *path)
+{
+    struct stat a, b;
+    int fd, i, e;
+
+    for (i = 0; i < 1000; i++) {
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+            /* GlusterFS: a file another node just renamed over can give
+             * ESTALE once; the next lookup finds the new one
+             * (t/command-gluster.sh) */
+            if (errno == ESTALE && i < 999) {
+                usleep(10000);
+                continue;
+            }
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+                a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+                return fd;
+            e = errno;
+            close(fd);
+            if (e == ENOENT)
+                return -1;
+            continue; /* replaced meanwhile: lock the new one */
+        }
+        e = errno;
+        close(fd);
+        if (e != EWOULDBLOCK && e != EINTR) {
+            errno = e;
+            return -1;
+        }
+        usleep(10000);
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
 int members_file_remove(const char *path, char **addrs, size_t n,
                         size_t *removed, char *err, size_t errlen)
 {
     struct buf in;
     struct stat st;
-    int tries, rc = 1;
+    int tries, rc = 1, lock;
 
-    buf_init(&in);
     *removed = 0;
+    if ((lock = members_lock(path)) < 0)
+        return err_set(err, errlen, errno, "%s: cannot lock: %s", path,
+                       strerror(errno));
+    buf_init(&in);
     for (tries = 0; tries < 5 && rc == 1; tries++) {
         if (read_whole(path, &in, &st) != 0) {
             rc = -1;
@@ -962,6 +1019,7 @@ int members_file_remove(const char *path, char **addrs, size_t n,
         rc = rewrite_members(path, &in, &st, addrs, n, removed);
     }
     buf_free(&in);
+    close(lock); /* after the rename: the next writer reads our file */
     if (rc == 1)
         return err_set(err, errlen, EAGAIN,
                        "%s: changed while being rewritten, 5 times", path);
@@ -1015,13 +1073,16 @@ int members_file_add(const char *path, char **addrs, size_t n, size_t *added,
     struct buf in;
     struct stat st;
     size_t i;
-    int tries, rc = 1;
+    int tries, rc = 1, lock;
 
     *added = 0;
     for (i = 0; i < n; i++)
         if (!members_plausible(addrs[i]))
             return err_set(err, errlen, EINVAL, "\"%.80s\": not an address",
                            addrs[i]);
+    if ((lock = members_lock(path)) < 0)
+        return err_set(err, errlen, errno, "%s: cannot lock: %s", path,
+                       strerror(errno));
     buf_init(&in);
     for (tries = 0; tries < 5 && rc == 1; tries++) {
         if (read_whole(path, &in, &st) != 0) {
@@ -1031,6 +1092,7 @@ int members_file_add(const char *path, char **addrs, size_t n, size_t *added,
         rc = append_members(path, &in, &st, addrs, n, added);
     }
     buf_free(&in);
+    close(lock);
     if (rc == 1)
         return err_set(err, errlen, EAGAIN,
                        "%s: changed while being rewritten, 5 times", path);

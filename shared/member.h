@@ -18,8 +18,12 @@
  *     mmq-bounce, mmqctl, unsubscriptions by mail) and additions
  *     (members_file_add(): subscriptions by mail, mmqctl members add):
  *     the file is rewritten whole into a
- *     temporary file and renamed over, only if it did not change since it
- *     was read (otherwise read again); comments and order are kept.  An
+ *     temporary file (FILE.mmq-tmp) and renamed over, only if it did not
+ *     change since it was read (otherwise read again); comments and order
+ *     are kept.  Writers hold flock(2) on the file meanwhile (enforced
+ *     across GlusterFS mounts), so two writers never both rename and lose
+ *     the first one's change; a lock not had within ~10 s is an error
+ *     (EAGAIN), never an endless wait.  An
  *     editor that saves an older copy at the same instant can bring the
  *     address back: it is then a member again, with fresh state.
  *

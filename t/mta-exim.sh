@@ -12,7 +12,10 @@
 # -bounces VERP address reaches the bounces queue, an unknown list and a
 # too large post are bounced with mmq-filter's text, and with the spool
 # unwritable Exim defers (exit 75) and delivers after exim -qff once the
-# spool is back.  Needs root; the daemon is stopped at exit.
+# spool is back.  Last, email commands through Exim (mta_commands in
+# t/mta-lib.sh): subscribe, confirm by replying to LIST-confirm+TOKEN@
+# (the router's +* suffix must stay in $RECIPIENT), approve, post,
+# unsubscribe.  Needs root; the daemon is stopped at exit.
 # MTA_DEBUG_COPY=DIR: copy Exim's directory (configuration, spool, logs)
 # to DIR before the end, to look at it afterwards.
 set -u
@@ -135,18 +138,8 @@ esac
 
 EXIM_PID=
 exim_stop() {
-    [ -n "$EXIM_PID" ] || return 0
-    if [ "$(readlink "/proc/$EXIM_PID/exe" 2>/dev/null)" = "$(readlink -f "$EXIM")" ]; then
-        kill -TERM "$EXIM_PID" 2>/dev/null
-        for _ in $(seq 50); do
-            kill -0 "$EXIM_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$EXIM_PID" 2>/dev/null
-    fi
-    wait "$EXIM_PID" 2>/dev/null
+    mta_stop_pid "$EXIM_PID" "$(readlink -f "$EXIM")" 50
     EXIM_PID=
-    return 0
 }
 at_exit exim_stop
 "$EXIM" -C "$CFG" -bdf >"$X/daemon.out" 2>&1 &
@@ -157,20 +150,6 @@ if ! mta_wait_port "$MTA_PORT" 20 || ! mta_wait_port "$RELAY_PORT" 5; then
 fi
 pass "exim -C CFG -bdf listens on 127.0.0.1:$MTA_PORT and :$RELAY_PORT"
 
-# sink_rcpts_of TEXT: recipients of the sink's transactions whose dump holds TEXT
-sink_rcpts_of() {
-    local f
-    grep -l -- "$1" "$T"/sink/dump.* 2>/dev/null | while IFS= read -r f; do
-        awk '/^Received: /{exit} /^X-Rcpt-Args:/{sub(/^X-Rcpt-Args: *</,""); sub(/>.*/,""); print}' "$f"
-    done
-}
-wait_rcpts_of() {
-    for _ in $(seq 100); do
-        [ "$(sink_rcpts_of "$1" | wc -l)" -ge "$2" ] && break
-        sleep 0.1
-    done
-    sleep 0.5 # a duplicate would show now
-}
 # exim_q: two queue runs as root (the second one for the bounces the first
 # one made), honouring retry times; never forced.
 exim_q() {
@@ -330,6 +309,9 @@ is "$(grep " <= announce-bounces@$D H=(mmq.test) " "$MAINLOG" | sed -n 's/.* M8S
     "0 0 8 " "Exim's relay port received the 8-bit post with BODY=8BITMIME (M8S=8), the 7-bit ones without"
 is "$(grep -l 'second post, deferred first' "$T"/sink/dump.* | xargs grep -c "$(printf 'caf\xc3\xa9 \xe2\x82\xac')" | grep -c ':1$')" \
     "$want" "and their 8-bit body bytes unchanged"
+
+# ------------------------------------------------- email commands
+mta_commands exim_q
 
 # ------------------------------------------------------------ the end
 is "in=$(count_files "$SPOOL/in") out=$(count_files "$SPOOL/out") deferred=$(count_files "$SPOOL/deferred") tmp=$(count_files "$SPOOL/tmp")" \

@@ -24,6 +24,24 @@
 #   mta_list_id_copies TEXT  of the sink's dumps holding TEXT: MTA_NDUMPS how
 #                            many, MTA_HDRS how many carry List-Id:
 #                            Announcements <announce.$D> (quoted or not)
+#   sink_rcpts_of TEXT       recipients of the sink's transactions whose
+#                            dump holds TEXT
+#   wait_rcpts_of TEXT N     wait (10 s at most) for N such recipients
+#   mta_stop_pid PID EXE N   TERM PID if it runs EXE, wait N tenths of a
+#                            second, KILL it, reap it
+#
+# Email commands end to end (process/command.c; issue 12):
+#   mta_commands RUNQ        subscribe by mail to announce-join@ and by a
+#                            "subscribe" line to announce-request@, the
+#                            confirmations reach the subscribers at the
+#                            sink, their replies to announce-confirm+TOKEN@
+#                            through the MTA (the +TOKEN must reach
+#                            mmq-filter's -r) make them members, a post
+#                            reaches them; an approval round (the owner
+#                            replies through the MTA); unsubscribe the
+#                            same two ways, and the next post does not
+#                            reach them.  RUNQ: what makes the MTA deliver
+#                            what it queued (exim_q for Exim, : for Postfix)
 #
 # DKIM (the list mail leaves signed by the list's domain; a real verifier
 # on the members' side, with the public key in the test's own DNS):
@@ -115,6 +133,9 @@ mta_setup() {
     CONF=$T/mmq.conf
     BIN=$T/bin
     mkdir "$LISTS" "$BIN" || bail_out "mkdir failed"
+    # mmq-process (email commands) and mmq-bounce rewrite a members file by
+    # rename: its directory must be writable by mmq (contrib READMEs)
+    chown mmq:mmq "$LISTS" || bail_out "chown mmq:mmq $LISTS failed"
     # mmq's log_file (no syslog here): every program appends, mmq-filter
     # as the MTA's pipe user mmq
     install -o mmq -g mmq -m 640 /dev/null "$T/mmq.log" || bail_out "cannot create $T/mmq.log"
@@ -227,12 +248,8 @@ mta_dkim_rmdir() {
 
 MTA_DNS_PID=
 mta_dns_stop() {
-    [ -n "$MTA_DNS_PID" ] || return 0
-    [ "$(readlink "/proc/$MTA_DNS_PID/exe" 2>/dev/null)" = /usr/sbin/dnsmasq ] &&
-        kill -TERM "$MTA_DNS_PID" 2>/dev/null
-    wait "$MTA_DNS_PID" 2>/dev/null
+    mta_stop_pid "$MTA_DNS_PID" /usr/sbin/dnsmasq 30
     MTA_DNS_PID=
-    return 0
 }
 
 mta_dns_start() {
@@ -324,4 +341,173 @@ mta_dkim_check() {
     else
         fail "dkimverify: a copy with its Subject changed fails"
     fi
+}
+
+sink_rcpts_of() {
+    local f
+    grep -l -- "$1" "$T"/sink/dump.* 2>/dev/null | while IFS= read -r f; do
+        awk '/^Received: /{exit} /^X-Rcpt-Args:/{sub(/^X-Rcpt-Args: *</,""); sub(/>.*/,""); print}' "$f"
+    done
+}
+
+wait_rcpts_of() {
+    for _ in $(seq 100); do
+        [ "$(sink_rcpts_of "$1" | wc -l)" -ge "$2" ] && break
+        sleep 0.1
+    done
+    sleep 0.5 # a duplicate would show now
+}
+
+mta_stop_pid() {
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$2" ]; then
+        kill -TERM "$pid" 2>/dev/null
+        for ((i = 0; i < $3; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+# ------------------------------------------------------ email commands
+
+# _mc_dumps RCPT ERE: the sink's dumps to RCPT whose text matches ERE, oldest first
+_mc_dumps() {
+    local f
+    while IFS= read -r f; do
+        awk '/^Received: /{exit} /^X-Rcpt-Args:/{print}' "$f" | grep -qiF "<$1>" || continue
+        tr -d '\r' <"$f" | grep -Eq -- "$2" && printf '%s\n' "$f"
+    done < <(sink_dumps "$T/sink")
+}
+
+# _mc_wait RCPT ERE: wait (15 s at most) for such a dump; print the newest
+_mc_wait() {
+    local i d
+    for ((i = 0; i < 150; i++)); do
+        d=$(_mc_dumps "$1" "$2" | tail -n 1)
+        [ -n "$d" ] && printf '%s\n' "$d" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# _mc_round N FROM TO SUBJECT BODY [FROM TO SUBJECT BODY]...: each message
+# through the MTA (swaks; BODY not empty, or swaks asks for one), then the
+# N entries in in/ (MC_IN: their roles and recipients), mmq-process,
+# mmq-deliver back through the MTA to the sink
+_mc_round() {
+    local n=$1 i=0 e
+    shift
+    while [ $# -ge 4 ]; do
+        i=$((i + 1))
+        mta_swaks "$T/swaks_mc.$i" --from "$1" --to "$2" --header "Subject: $3" \
+            --body "$4" || diag "swaks $1 -> $2 failed: $(tail -n 3 "$T/swaks_mc.$i")"
+        shift 4
+    done
+    $MC_RUNQ
+    mta_wait_files "$SPOOL/in" "$n" 20 || diag "in/ holds $(count_files "$SPOOL/in") entries, not $n"
+    # what reached in/: "ROLE RECIPIENT" lines, sorted (before they are gone)
+    entries in
+    MC_IN=$(for e in "${ENTRIES[@]}"; do
+        printf '%s %s\n' "$(entry_field "$e" role)" "$(entry_parse "$e" && pct_decode "${ENV_RCPT[0]%% *}")"
+    done | sort)
+    mta_process || diag "mmq-process failed: $(tail -n 5 "$T/process.log")"
+    mta_deliver || diag "mmq-deliver failed: $(tail -n 5 "$T/deliver.log")"
+    $MC_RUNQ
+}
+
+# _mc_token RCPT SUBJECT-ERE: MC_TOK and MC_RT (Reply-To) of the newest
+# confirmation request to RCPT at the sink
+_mc_token() {
+    local d
+    MC_TOK=
+    MC_RT=
+    d=$(_mc_wait "$1" "^Subject: $2") || return 1
+    MC_RT=$(tr -d '\r' <"$d" | sed -n 's/^Reply-To: //p' | head -n 1)
+    MC_TOK=$(tr -d '\r' <"$d" | sed -n 's/^Subject: confirm \([0-9a-z]*\)$/\1/p' | head -n 1)
+    [ -n "$MC_TOK" ]
+}
+
+# _mc_member ADDRESS: is ADDRESS a line of the members file?
+_mc_member() {
+    grep -qix -- "$1" "$LISTS/announce.members"
+}
+
+mta_commands() {
+    MC_RUNQ=$1
+    local s1=sub1@example.net s2=sub2@example.net s3=sub3@example.net
+    local o=owner@example.net rt1 rt2 n a
+
+    # subscribe: to announce-join@, and "subscribe" in a -request body
+    _mc_round 2 "$s1" "announce-join@$D" "join" "please add me" \
+        "$s2" "announce-request@$D" "hello" "subscribe"
+    is "$(printf '%s\n' "$MC_IN" | cut -d' ' -f1 | tr '\n' ' ')" \
+        "join request " "commands: announce-join@ and announce-request@ reach in/ as roles join and request"
+    _mc_token "$s1" "confirm " && rt1=$MC_RT
+    ok $? "commands: the confirmation request reached $s1's mailbox (the sink) through the MTA"
+    is "$rt1" "announce-confirm+$MC_TOK@$D" "commands: its Reply-To is announce-confirm+TOKEN@$D"
+    _mc_token "$s2" "confirm " && rt2=$MC_RT
+    ok $? "commands: the confirmation request for the -request 'subscribe' line reached $s2"
+    _mc_wait "$s1" "^Subject: The results of your commands" >/dev/null
+    ok $? "commands: the reply to $s1's command reached it"
+    check "commands: neither is a member before confirming" eval "! _mc_member $s1 && ! _mc_member $s2"
+
+    # the plain replies to the confirmations, through the MTA
+    _mc_round 2 "$s1" "$rt1" "Re: confirm ${rt1#*+}" "> reply to confirm" \
+        "$s2" "$rt2" "Re: confirm ${rt2#*+}" "thanks"
+    is "$(printf '%s\n' "$MC_IN" | tr '\n' ' ')" \
+        "$(printf 'confirm %s\nconfirm %s\n' "${rt1,,}" "${rt2,,}" | sort | tr '\n' ' ')" \
+        "commands: the replies reach in/ as role confirm, the +TOKEN intact in the recipient"
+    check "commands: both replies made members" eval "_mc_member $s1 && _mc_member $s2"
+    _mc_wait "$s1" "$s1 subscribed" >/dev/null
+    ok $? "commands: the reply 'subscribed' reached $s1"
+
+    # an approval round: subscribe_policy approve
+    printf 'subscribe_policy = "approve";\n' >>"$LISTS/announce.conf"
+    _mc_round 1 "$s3" "announce-join@$D" "join" "me too"
+    _mc_token "$s3" "confirm s"
+    ok $? "approve: the confirmation request reached $s3"
+    _mc_round 1 "$s3" "$MC_RT" "Re: confirm $MC_TOK" "yes"
+    check "approve: $s3 is not a member before the owner approves" eval "! _mc_member $s3"
+    _mc_wait "$s3" "awaits an owner's approval" >/dev/null
+    ok $? "approve: $s3 was told the subscription awaits approval"
+    _mc_token "$o" "confirm a"
+    ok $? "approve: the approval request reached the owner ($o) through the MTA"
+    is "$MC_RT" "announce-confirm+$MC_TOK@$D" "approve: its Reply-To is announce-confirm+TOKEN@$D"
+    _mc_round 1 "$o" "$MC_RT" "Re: confirm $MC_TOK" "approved"
+    check "approve: the owner's reply through the MTA made $s3 a member" _mc_member "$s3"
+    _mc_wait "$o" "$s3 subscribed" >/dev/null
+    ok $? "approve: the owner got the reply '$s3 subscribed'"
+
+    # the next post reaches the new members
+    _mc_round 1 alice@example.org "announce@$D" "post after subscribing" "post one, to new members"
+    wait_rcpts_of "post one, to new members" 6
+    is "$(sink_rcpts_of 'post one, to new members' | sort | tr '\n' ' ')" \
+        "$(printf '%s\n' "${MEMBERS[@]}" "$s1" "$s2" "$s3" | sort | tr '\n' ' ')" \
+        "commands: the next post reached the three new members and the others, once each"
+
+    # unsubscribe: announce-leave@, and "unsubscribe" in a -request body
+    _mc_round 2 "$s1" "announce-leave@$D" "leave" "bye" \
+        "$s2" "announce-request@$D" "unsubscribe" "thanks"
+    _mc_token "$s1" "confirm u" && rt1=$MC_RT
+    ok $? "unsubscribe: the confirmation request reached $s1"
+    _mc_token "$s2" "confirm u" && rt2=$MC_RT
+    ok $? "unsubscribe: the confirmation request for the -request Subject reached $s2"
+    check "unsubscribe: both still members before confirming" eval "_mc_member $s1 && _mc_member $s2"
+    _mc_round 2 "$s1" "$rt1" "Re: confirm ${rt1#*+}" "yes" "$s2" "$rt2" "Re: confirm ${rt2#*+}" "yes"
+    check "unsubscribe: the replies through the MTA removed both" eval "! _mc_member $s1 && ! _mc_member $s2"
+    _mc_round 1 alice@example.org "announce@$D" "post after leaving" "post two, after leaving"
+    wait_rcpts_of "post two, after leaving" 4
+    is "$(sink_rcpts_of 'post two, after leaving' | sort | tr '\n' ' ')" \
+        "$(printf '%s\n' "${MEMBERS[@]}" "$s3" | sort | tr '\n' ' ')" \
+        "unsubscribe: the next post no longer reaches them"
+    n=$(for a in "$s1" "$s2" "$s3" "$o"; do _mc_dumps "$a" "^Subject: confirm "; done | wc -l)
+    is "$n" 6 "commands: six confirmation and approval requests in all, none twice"
+    # the members file back as it was, for the tests' later checks
+    printf '%s\n' "${MEMBERS[@]}" >"$LISTS/announce.members"
+    sed -i '/^subscribe_policy = "approve";$/d' "$LISTS/announce.conf"
 }

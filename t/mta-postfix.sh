@@ -19,7 +19,9 @@
 # every copy, signed d=lists.example.org, also for a post that came
 # through another list first; with the signer stopped the post is
 # deferred (never sent unsigned) and goes out signed once it is back.
-# Needs root; the Postfix
+# Last, email commands through Postfix (mta_commands in t/mta-lib.sh):
+# subscribe, confirm by replying to LIST-confirm+TOKEN@, approve, post,
+# unsubscribe.  Needs root; the Postfix
 # master and everything else started here are stopped at exit.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
@@ -60,17 +62,8 @@ is "$(grep -c "^Domain  *$D\$" "$DKIM_DIR/opendkim.conf") $(grep -c "^Selector  
     "1 1 1" "opendkim.conf from contrib/postfix (domain $D, selector $DKIM_SEL, SenderHeaders List-Post)"
 DKIM_PID=
 dkim_stop() {
-    [ -n "$DKIM_PID" ] || return 0
-    [ "$(readlink "/proc/$DKIM_PID/exe" 2>/dev/null)" = /usr/sbin/opendkim ] &&
-        kill -TERM "$DKIM_PID" 2>/dev/null
-    for _ in $(seq 30); do
-        kill -0 "$DKIM_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$DKIM_PID" 2>/dev/null
-    wait "$DKIM_PID" 2>/dev/null
+    mta_stop_pid "$DKIM_PID" /usr/sbin/opendkim 30
     DKIM_PID=
-    return 0
 }
 at_exit dkim_stop
 /usr/sbin/opendkim -f -x "$DKIM_DIR/opendkim.conf" >"$T/opendkim.out" 2>&1 &
@@ -187,21 +180,6 @@ if [ "$rc" -ne 0 ] || ! mta_wait_port "$MTA_PORT" 20 || ! mta_wait_port "$RELAY_
 fi
 diag "Postfix $(postconf -c "$PF" -h mail_version) on 127.0.0.1:$MTA_PORT, relay smtpd on :$RELAY_PORT, members' sink on :$SINK_PORT"
 
-# sink_rcpts_of TEXT: recipients of the sink's transactions whose dump holds TEXT
-sink_rcpts_of() {
-    local f
-    grep -l -- "$1" "$T"/sink/dump.* 2>/dev/null | while IFS= read -r f; do
-        awk '/^Received: /{exit} /^X-Rcpt-Args:/{sub(/^X-Rcpt-Args: *</,""); sub(/>.*/,""); print}' "$f"
-    done
-}
-# wait_rcpts_of TEXT N: wait (10 s at most) for N recipients of such dumps
-wait_rcpts_of() {
-    for _ in $(seq 100); do
-        [ "$(sink_rcpts_of "$1" | wc -l)" -ge "$2" ] && break
-        sleep 0.1
-    done
-    sleep 0.5 # a duplicate would show now
-}
 MEMBERS_SORTED=$(printf '%s\n' "${MEMBERS[@]}" | sort | tr '\n' ' ')
 
 # ------------------------------------------------------------ a post
@@ -390,6 +368,9 @@ is "$(grep -l 'third post, signer down first' "$T"/sink/dump.* | xargs grep -h '
     "X-Mail-Args: <announce-bounces@$D> BODY=8BITMIME" "the members' copies came with BODY=8BITMIME"
 is "$(grep -l 'third post, signer down first' "$T"/sink/dump.* | xargs grep -c "$(printf 'caf\xc3\xa9 \xe2\x82\xac')" | grep -c ':1$')" \
     "$want" "and their 8-bit body bytes unchanged"
+
+# ------------------------------------------------- email commands
+mta_commands :
 
 # ------------------------------------------------------------ the end
 is "in=$(count_files "$SPOOL/in") out=$(count_files "$SPOOL/out") deferred=$(count_files "$SPOOL/deferred") tmp=$(count_files "$SPOOL/tmp")" \
