@@ -76,8 +76,6 @@
 #   BENCH_ENFORCE=1  exit 3 when a goal ratio is below 0.5
 #   BENCH_QUICK=1    sections 1 to 4 only (skip 5 to 8)
 #   VERP_SPLIT=1     section 2b: entries as mmq-process cuts a VERP post
-#   BENCH_REUSE_TIME=N  section 2c: connection_reuse_time = N (0: one
-#                    session per batch, as before connection reuse)
 #   SMTP_SINK=/usr/sbin/smtp-sink SMTP_SOURCE=/usr/sbin/smtp-source CC=cc
 set -euo pipefail
 
@@ -499,19 +497,14 @@ say "2c. a stream arriving one at a time: 1,000 one-recipient entries, one mkent
     die "cannot compile bench/rss-at-exit.c"
 clear_dumps "$D/a"
 rm -f "$W/stream-procs"
-# BENCH_REUSE_TIME=N: connection_reuse_time = N for this section (0: the
-# behaviour before connection reuse, one session per batch); default: the
-# default setting
-CONF_STREAM=$(conf stream "$A_PORT" ${BENCH_REUSE_TIME:+"connection_reuse_time = $BENCH_REUSE_TIME;"})
-echo "  connection_reuse_time: ${BENCH_REUSE_TIME:-default (2 s)}"
 env RSS_AT_EXIT_LOG="$W/stream-procs" LD_PRELOAD="$W/rss-at-exit.so" \
-    "$DELIVER" -c "$CONF_STREAM" -e 2>"$W/daemon.log" &
+    "$DELIVER" -c "$CONF_DEF" -e 2>"$W/daemon.log" &
 BG_PID=$!
 sleep 0.5
 t0=$EPOCHREALTIME
 for ((i = 1; i <= 1000; i++)); do
     printf 'member%06d@example.net\n' "$i" >"$W/one"
-    "$MKENTRY" -c "$CONF_STREAM" -f "$SENDER" -n 1 "$W/one" <"$W/msg" >/dev/null || die "mkentry failed"
+    "$MKENTRY" -c "$CONF_DEF" -f "$SENDER" -n 1 "$W/one" <"$W/msg" >/dev/null || die "mkentry failed"
 done
 t_made=$EPOCHREALTIME
 for ((i = 0; i < 1200; i++)); do

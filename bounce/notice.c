@@ -8,8 +8,10 @@
  * to us.  Names are derived from what caused the notice (the member event,
  * the bounces/ entry), so a rerun after a crash replaces a notice that is
  * still queued instead of adding a second (member.h says when one can be
- * sent twice).  queue_file_commit_as() makes the entry durable before it
- * is visible.
+ * sent twice).  They go into out/ by the list mail's one path,
+ * listmail_enqueue() (shared/listmail.c), which makes the entry durable
+ * before it is visible; their headers (From: LIST-owner, Auto-Submitted:
+ * auto-generated: a notice, not a reply) are written here.
  */
 #include "autoconf.h"
 
@@ -21,6 +23,7 @@
 #include "buf.h"
 #include "digest.h"
 #include "dsn.h"
+#include "listmail.h"
 #include "log.h"
 
 /* "SSSSSSSSSS.000000+" and the digest of tag: a valid, repeatable name. */
@@ -30,50 +33,22 @@ static void notice_name(int64_t when, const char *tag, char *out)
     digest_hex_of(tag, strlen(tag), out + 18);
 }
 
+/* Through the list mail's one path into out/ (listmail.h). */
 static int queue_msg(struct bounce_ctx *bc, const struct listdef *ld,
                      int64_t when, const char *tag, const char *sender,
                      char **to, size_t nto, const struct buf *msg)
 {
-    struct envelope env;
-    struct queue_file *qf = NULL;
     char name[QNAME_LEN + 1], err[QUEUE_ERR_MAX];
-    size_t i;
-    int rc = -1;
 
     notice_name(when, tag, name);
-    envelope_init(&env);
-    env.role = ROLE_POST;
-    env.arrival_sec = bc->now();
-    env.size = (int64_t)msg->len;
-    if (envelope_set(&env.list, ld->name) || envelope_set(&env.sender, sender))
-        goto oom;
-    for (i = 0; i < nto; i++)
-        if (envelope_add_rcpt(&env, to[i], NULL) != 0)
-            goto oom;
-    if (!(qf = queue_file_create(bc->sp, "out", err, sizeof(err)))) {
+    if (listmail_enqueue(bc->sp, ld, sender, bc->now(), to, nto, msg, name, err,
+                         sizeof(err)) != 0) {
         log_error("list %s: notice %s: %s", ld->name, tag, err);
-        goto out;
-    }
-    if (queue_file_begin(qf, &env) != 0 ||
-        queue_file_write(qf, msg->data, msg->len) != 0) {
-        log_error("list %s: notice %s: %s", ld->name, tag,
-                  queue_file_error(qf));
-        queue_file_abort(qf);
-        goto out;
-    }
-    if (queue_file_commit_as(qf, name, err, sizeof(err)) != 0) {
-        log_error("list %s: notice %s: %s", ld->name, tag, err);
-        goto out;
+        return -1;
     }
     log_info("list %s: queued %s (%s) to %zu recipient%s", ld->name, name, tag,
              nto, nto == 1 ? "" : "s");
-    rc = 0;
-    goto out;
-oom:
-    log_error("list %s: notice %s: out of memory", ld->name, tag);
-out:
-    envelope_free(&env);
-    return rc;
+    return 0;
 }
 
 static void head(struct buf *b, const struct listdef *ld, const char *to,
@@ -103,10 +78,9 @@ static void crlf(struct buf *b, const char *text)
     }
 }
 
-int notice_queue(struct bounce_ctx *bc, const struct listdef *ld,
-                 int64_t when, const char *tag, const char *sender,
-                 char **to, size_t nto, const char *subject,
-                 const char *body)
+int notice_queue(struct bounce_ctx *bc, const struct listdef *ld, int64_t when,
+                 const char *tag, const char *sender, char **to, size_t nto,
+                 const char *subject, const char *body)
 {
     struct buf msg;
     char toh[600];
@@ -155,8 +129,7 @@ int notice_forward(struct bounce_ctx *bc, const struct listdef *ld,
     buf_append(&b, msg, len);
     buf_printf(&b, "\r\n--%s--\r\n", boundary);
     /* a sender header the MTA may show; the entry's name makes it unique */
-    rc = queue_msg(bc, ld, bc->now(), tag, sender, ld->owners, ld->nowners,
-                   &b);
+    rc = queue_msg(bc, ld, bc->now(), tag, sender, ld->owners, ld->nowners, &b);
     buf_free(&b);
     return rc;
 }

@@ -25,23 +25,12 @@ extern volatile sig_atomic_t worker_stop;
 struct lease_set;
 extern const struct lease_set *worker_lease;
 
-/* Entry names the master hands a worker at once, at most. */
-#define ENTRIES_HANDOFF_MAX 256
-
 /*
  * Deliver the entries named in names[0..n) (ready entries of out/) over
  * one SMTP session.  Runs in a forked child; returns the exit status.
- *
- * Connection reuse: ctl (or -1) is the worker's end of a SOCK_SEQPACKET
- * socket pair with the master.  When everything the session carried is
- * settled and durable, the worker sends "I" (idle) and waits up to
- * connection_reuse_time for one message of NUL-separated entry names,
- * which it claims and sends over the same connection; an empty message,
- * a closed socket or the deadline end the session (QUIT).  The master
- * counts a worker that said "I" as holding nothing.
  */
 int worker_run(struct spool *sp, const struct mmq_config *cfg,
-               char (*names)[QFILE_MAX], size_t n, int ctl);
+               char (*names)[QFILE_MAX], size_t n);
 
 /*
  * An entry claimed by a worker that died (pid/start in qn): defer it with

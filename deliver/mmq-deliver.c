@@ -7,9 +7,7 @@
  * The story: lock our slices (per node), recover what a dead agent of this
  * node left claimed, then loop: promote deferred entries whose time has
  * come, list the oldest ready entries of our slices, and hand them in
- * batches to up to `connections` worker processes, one SMTP session each;
- * a worker done with its batch keeps its connection open for
- * connection_reuse_time and is handed the next entries first.
+ * batches to up to `connections` worker processes, one SMTP session each.
  * A worker records every transaction's outcome in the spool itself; if one
  * dies (a crash inside libESMTP, a kill, a hang past session_time_limit),
  * we defer what it held.  New entries are noticed through inotify, and by
@@ -33,7 +31,6 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
@@ -51,23 +48,13 @@
 
 /* Entries handed to one worker at most (the worker itself stops claiming
  * at SESSION_RCPTS_MAX recipients, which bounds its memory). */
-#define ENTRIES_PER_SESSION_MAX ENTRIES_HANDOFF_MAX
+#define ENTRIES_PER_SESSION_MAX 256
 
-/*
- * A worker that has sent all it was given and said so ("I" on its socket,
- * deliver.h) keeps its connection open for connection_reuse_time: it is
- * idle, holds nothing (names[] is cleared), and is handed the next
- * entries before any new worker is started, as Postfix's connection
- * cache does.
- */
 struct worker {
     pid_t pid;
     time_t started;
     char (*names)[QFILE_MAX];
     size_t n;
-    int ctl;      /* our end of its socket, or -1 */
-    int idle;     /* waiting for entries over an open connection */
-    unsigned gen; /* the configuration it runs with (agent.gen) */
 };
 
 struct agent {
@@ -88,7 +75,6 @@ struct agent {
     time_t next_overlap; /* without nodes: other nodes on our slices */
     int overlapping;
     int dirty;
-    unsigned gen; /* configurations loaded (SIGHUP) */
 };
 
 static volatile sig_atomic_t got_term, got_hup;
@@ -316,24 +302,15 @@ static int in_flight(const struct agent *a, const char *name)
 
 static void start_worker(struct agent *a, struct worker *w)
 {
-    pid_t parent = getpid(), pid;
-    int sv[2] = {-1, -1};
+    pid_t parent = getpid(), pid = fork();
 
-    /* without the socket the worker runs as before: one batch, no reuse */
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-        log_warn("socketpair: %s: no connection reuse for this session",
-                 strerror(errno));
-    if ((pid = fork()) < 0) {
+    if (pid < 0) {
         log_error("fork: %s", strerror(errno));
-        if (sv[0] >= 0) {
-            close(sv[0]);
-            close(sv[1]);
-        }
         return;
     }
     if (pid == 0) {
         struct sigaction sa;
-        int rc, i;
+        int rc;
 
         /* If the agent dies, so do we: a restarted agent must not race
          * a leftover worker for the same entries. */
@@ -351,93 +328,14 @@ static void start_worker(struct agent *a, struct worker *w)
         close(a->wake[1]);
         if (a->inotify_fd >= 0)
             close(a->inotify_fd);
-        for (i = 0; i < a->nw; i++) /* the other workers' sockets */
-            if (a->w[i].ctl >= 0)
-                close(a->w[i].ctl);
-        if (sv[0] >= 0)
-            close(sv[0]);
         if (spool_set_identity(&a->sp) != 0)
             _exit(75);
         alarm((unsigned)a->cfg.session_time_limit); /* a hang is not a crash */
-        rc = worker_run(&a->sp, &a->cfg, w->names, w->n, sv[1]);
+        rc = worker_run(&a->sp, &a->cfg, w->names, w->n);
         _exit(rc);
     }
-    if (sv[1] >= 0) {
-        close(sv[1]);
-        (void)fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    }
-    w->ctl = sv[0];
-    w->idle = 0;
-    w->gen = a->gen;
     w->pid = pid;
     w->started = time(NULL);
-}
-
-static void close_ctl(struct worker *w)
-{
-    if (w->ctl >= 0)
-        close(w->ctl);
-    w->ctl = -1;
-    w->idle = 0;
-}
-
-/* Read what a worker said: "I" (idle: everything it held is settled). */
-static void read_ctl(struct agent *a, struct worker *w)
-{
-    char buf[16];
-    ssize_t n;
-
-    while (w->ctl >= 0) {
-        n = recv(w->ctl, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n <= 0) { /* it is ending; reap() salvages if need be */
-            close_ctl(w);
-            return;
-        }
-        if (buf[0] == 'I' && w->pid > 0 && w->gen != a->gen) {
-            /* it runs an older configuration (relay, TLS...): let its
-             * session end; new ones take the next entries */
-            (void)send(w->ctl, "", 0, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } else if (buf[0] == 'I' && w->pid > 0) {
-            w->idle = 1;
-            w->n = 0; /* it holds nothing now */
-            a->dirty = 1;
-        }
-    }
-}
-
-/* Hand names[0..n) of w to the idle worker w over its open connection. */
-static int hand_over(struct worker *w)
-{
-    char msg[ENTRIES_PER_SESSION_MAX * QFILE_MAX];
-    size_t k, len = 0;
-
-    for (k = 0; k < w->n; k++) {
-        size_t l = strlen(w->names[k]) + 1;
-        memcpy(msg + len, w->names[k], l);
-        len += l;
-    }
-    w->idle = 0;
-    if (send(w->ctl, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
-        /* it is gone or going: the entries stay unclaimed, for the next */
-        w->n = 0;
-        close_ctl(w);
-        return -1;
-    }
-    return 0;
-}
-
-/* Idle workers end their sessions now (nothing left to give, with -1). */
-static void release_idle(struct agent *a)
-{
-    int i;
-
-    for (i = 0; i < a->nw; i++)
-        if (a->w[i].pid > 0 && a->w[i].idle) {
-            (void)send(a->w[i].ctl, "", 0, MSG_NOSIGNAL | MSG_DONTWAIT);
-            a->w[i].idle = 0;
-        }
 }
 
 /* A worker ended: if it did not end well, defer what it left claimed. */
@@ -457,7 +355,6 @@ static void reap(struct agent *a)
                 continue;
             w->pid = 0;
             w->n = 0;
-            close_ctl(w);
             a->dirty = 1;
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 break;
@@ -488,16 +385,6 @@ static int busy_workers(const struct agent *a)
 
     for (i = 0; i < a->nw; i++)
         n += a->w[i].pid > 0;
-    return n;
-}
-
-/* Workers that can take entries now: idle ones, then free slots. */
-static int free_workers(const struct agent *a)
-{
-    int i, n = 0;
-
-    for (i = 0; i < a->nw; i++)
-        n += a->w[i].pid == 0 || a->w[i].idle;
     return n;
 }
 
@@ -545,7 +432,7 @@ static size_t dispatch(struct agent *a)
     size_t per = (size_t)a->cfg.transactions_per_connection, want, k = 0;
     struct qlist l = {NULL, 0, 0};
     char err[QUEUE_ERR_MAX];
-    int idle = free_workers(a), j, pass;
+    int idle = a->nw - busy_workers(a), j;
     size_t seen;
 
     if (per > ENTRIES_PER_SESSION_MAX)
@@ -557,32 +444,27 @@ static size_t dispatch(struct agent *a)
         return 1;
     }
     seen = l.n;
-    /* spread the work over the free workers, oldest first: first those
-     * with a connection open (pass 0), then new ones */
-    for (pass = 0; pass < 2; pass++)
-        for (j = 0; j < a->nw && idle > 0 && k < l.n; j++) {
-            struct worker *w = &a->w[j];
-            size_t share;
+    /* spread the work over the idle workers, oldest first */
+    for (j = 0; j < a->nw && idle > 0 && k < l.n; j++) {
+        struct worker *w = &a->w[j];
+        size_t share;
 
-            if (pass == 0 ? !(w->pid > 0 && w->idle) : w->pid > 0)
+        if (w->pid > 0)
+            continue;
+        share = (l.n - k + (size_t)idle - 1) / (size_t)idle;
+        if (share > per)
+            share = per;
+        w->n = 0;
+        for (; k < l.n && w->n < share; k++) {
+            if (in_flight(a, l.v[k].name))
                 continue;
-            share = (l.n - k + (size_t)idle - 1) / (size_t)idle;
-            if (share > per)
-                share = per;
-            w->n = 0;
-            for (; k < l.n && w->n < share; k++) {
-                if (in_flight(a, l.v[k].name))
-                    continue;
-                snprintf(w->names[w->n++], QFILE_MAX, "%s", l.v[k].name);
-            }
-            if (!w->n)
-                continue;
-            idle--;
-            if (pass == 1)
-                start_worker(a, w);
-            else if (hand_over(w) != 0)
-                a->dirty = 1; /* those entries again, next round */
+            snprintf(w->names[w->n++], QFILE_MAX, "%s", l.v[k].name);
         }
+        if (w->n) {
+            start_worker(a, w);
+            idle--;
+        }
+    }
     qlist_free(&l);
     return seen;
 }
@@ -607,8 +489,7 @@ static void drain_fd(int fd)
 
 static void wait_for_work(struct agent *a, time_t now)
 {
-    struct pollfd p[2 + 256];
-    int np, i, who[2 + 256];
+    struct pollfd p[2];
     time_t until =
         a->next_scan < a->next_deferred ? a->next_scan : a->next_deferred;
     int ms = until > now ? (int)(until - now) * 1000 : 0;
@@ -625,23 +506,13 @@ static void wait_for_work(struct agent *a, time_t now)
     p[0].events = POLLIN;
     p[1].fd = a->inotify_fd;
     p[1].events = POLLIN;
-    np = 2;
-    for (i = 0; i < a->nw; i++) /* connections <= 256 (config.c) */
-        if (a->w[i].pid > 0 && a->w[i].ctl >= 0) {
-            p[np].fd = a->w[i].ctl;
-            p[np].events = POLLIN;
-            who[np++] = i;
-        }
-    if (poll(p, (nfds_t)np, ms) > 0) {
+    if (poll(p, a->inotify_fd >= 0 ? 2 : 1, ms) > 0) {
         if (p[0].revents)
             drain_fd(a->wake[0]);
         if (a->inotify_fd >= 0 && p[1].revents) {
             drain_fd(a->inotify_fd);
             a->dirty = 1;
         }
-        for (i = 2; i < np; i++)
-            if (p[i].revents)
-                read_ctl(a, &a->w[who[i]]);
     }
 }
 
@@ -670,11 +541,9 @@ static void make_workers(struct agent *a)
     a->nw = a->cfg.connections;
     if (!(a->w = calloc((size_t)a->nw, sizeof(*a->w))))
         log_fatal(EX_OSERR, "out of memory");
-    for (i = 0; i < a->nw; i++) {
-        a->w[i].ctl = -1;
+    for (i = 0; i < a->nw; i++)
         if (!(a->w[i].names = calloc(ENTRIES_PER_SESSION_MAX, QFILE_MAX)))
             log_fatal(EX_OSERR, "out of memory");
-    }
 }
 
 static void reload(struct agent *a)
@@ -707,8 +576,6 @@ static void reload(struct agent *a)
     }
     config_free(&a->cfg);
     a->cfg = fresh;
-    a->gen++;
-    release_idle(a); /* idle sessions still speak to the old relay */
     a->sp.cfg = &a->cfg;
     if (log_open_file(a->cfg.log_file, err, sizeof(err)) != 0)
         log_error("SIGHUP: %s", err);
@@ -780,12 +647,10 @@ int main(int argc, char **argv)
             recover(&a, 0);
             a.next_recover = now + 60;
         }
-        if ((a.dirty || now >= a.next_scan) && free_workers(&a) > 0) {
+        if ((a.dirty || now >= a.next_scan) && busy_workers(&a) < a.nw) {
             a.dirty = 0;
             seen = dispatch(&a);
             a.next_scan = now + a.cfg.scan_interval;
-            if (a.once && seen == 0)
-                release_idle(&a);
         }
         if (a.once && seen == 0 && busy_workers(&a) == 0 && !a.cluster) {
             reap(&a);

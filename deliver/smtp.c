@@ -387,14 +387,10 @@ static const char *msg_source(void **ctx, int *len, void *arg)
 /* ------------------------------------------------------------ session */
 
 struct run {
-    struct smtp_txn **txn; /* those given, then those more() added */
-    size_t n, cap;
+    struct smtp_txn **txn;
+    size_t n;
     smtp_txn_done_fn done;
-    smtp_more_fn more;
     void *arg;
-    int has8;                /* an 8-bit message started the session */
-    struct txn_priv **xpriv; /* libESMTP's side of the added ones */
-    size_t nx;
     char last_reply[SMTP_TEXT_MAX]; /* the server's last line */
     char prev_reply[SMTP_TEXT_MAX]; /* the one before */
     int starttls_state;             /* 1: STARTTLS sent, 2: answered */
@@ -408,8 +404,6 @@ struct txn_priv {
     smtp_message_t m;
     smtp_recipient_t *r;
 };
-
-static int add_txn(smtp_session_t s, struct smtp_txn *t);
 
 static void collect(struct smtp_txn *t)
 {
@@ -453,83 +447,6 @@ static void set_nodelay(void)
     closedir(d);
 }
 
-static int all_completed(const struct run *run)
-{
-    size_t i;
-
-    for (i = 0; i < run->n; i++)
-        if (!run->txn[i]->completed)
-            return 0;
-    return 1;
-}
-
-/* Keep t in the run; its libESMTP objects are freed with the run. */
-static struct txn_priv *adopt(struct run *run, struct smtp_txn *t)
-{
-    struct txn_priv *p = calloc(1, sizeof(*p)), **xp;
-    struct smtp_txn **v;
-
-    if (!p || !(p->r = calloc(t->nrcpt ? t->nrcpt : 1, sizeof(*p->r))))
-        return NULL;
-    if (run->n == run->cap) {
-        size_t nc = run->cap ? run->cap * 2 : 16;
-        if (!(v = realloc(run->txn, nc * sizeof(*v))))
-            return NULL;
-        run->txn = v;
-        run->cap = nc;
-    }
-    if (!(xp = realloc(run->xpriv, (run->nx + 1) * sizeof(*xp))))
-        return NULL;
-    run->xpriv = xp;
-    run->xpriv[run->nx++] = p;
-    run->txn[run->n++] = t;
-    t->priv = p;
-    return p;
-}
-
-/*
- * Every transaction is answered and the session still open (we are inside
- * SMTP_EV_MESSAGESENT, before libESMTP chooses QUIT): ask the caller for
- * more and append them to the session (smtp.h, smtp_more_fn).  A failure
- * here cannot be reported to libESMTP, and a message half added could go
- * out with fewer recipients: the process exits instead, and the agent
- * defers what it had claimed.
- */
-static void append_more(smtp_session_t s, struct run *run)
-{
-    for (;;) {
-        struct smtp_txn **v = NULL;
-        size_t k, m = run->more(run->has8, &v, run->arg), added = 0;
-
-        if (m == 0)
-            return;
-        for (k = 0; k < m; k++) {
-            struct smtp_txn *t = v[k];
-            struct txn_priv *p = adopt(run, t);
-            size_t j;
-            int any = 0;
-
-            if (!p || add_txn(s, t) != 0) {
-                log_error("out of memory adding a message to the session: "
-                          "exiting");
-                _exit(75);
-            }
-            for (j = 0; j < t->nrcpt; j++)
-                any |= p->r[j] != NULL;
-            if (any) {
-                added++;
-                continue;
-            }
-            /* nothing sendable (every address refused before the
-             * session): libESMTP skips a message without recipients */
-            t->completed = 1;
-            run->done(t, run->arg);
-        }
-        if (added)
-            return;
-    }
-}
-
 static void on_event(smtp_session_t s, int ev, void *arg, ...)
 {
     struct run *run = arg;
@@ -537,6 +454,7 @@ static void on_event(smtp_session_t s, int ev, void *arg, ...)
     int *ok;
     size_t i;
 
+    (void)s;
     va_start(ap, arg);
     switch (ev) {
     case SMTP_EV_CONNECT:
@@ -551,9 +469,6 @@ static void on_event(smtp_session_t s, int ev, void *arg, ...)
                 /* A 354 never came: DATA refused, still "sent" here. */
                 t->completed = 1;
                 run->done(t, run->arg);
-                /* only a 2xx comes before libESMTP's next_message() */
-                if (run->more && t->msg.code / 100 == 2 && all_completed(run))
-                    append_more(s, run);
                 break;
             }
         }
@@ -755,55 +670,42 @@ static void reset_session(smtp_session_t *s, struct txn_priv *priv, size_t n)
 }
 
 int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
-             smtp_txn_done_fn done, smtp_more_fn more, void *arg, char *err,
-             size_t errlen)
+             smtp_txn_done_fn done, void *arg, char *err, size_t errlen)
 {
     struct run run;
     struct txn_priv *priv = calloc(n ? n : 1, sizeof(*priv));
-    struct smtp_txn **all = malloc((n ? n : 1) * sizeof(*all));
     smtp_session_t s = NULL;
     char hostport[300];
     size_t i, incomplete = 0;
     int rc = -1, any_rcpt = 0, plain = 0, skip_8bit = 0, ran;
 
-    memset(&run, 0, sizeof(run));
-    if (!priv || !all)
-        goto oom;
-    memcpy(all, txn, n * sizeof(*all));
-    /* From here on run.txn, never txn: the caller's array may move when
-     * more() adds to it. */
 again:
-    /* Only a session that completed nothing is run again: more() was
-     * never called, so the run holds exactly the n given. */
     tls_verify_err[0] = 0;
     memset(&run, 0, sizeof(run));
-    run.txn = all;
-    run.cap = n ? n : 1;
+    run.txn = txn;
     run.n = n;
     run.done = done;
-    run.more = more;
     run.arg = arg;
     run.required_tls = strcmp(cfg->tls, "required") == 0;
-    if (!(s = smtp_create_session()))
+    if (!priv || !(s = smtp_create_session()))
         goto oom;
     for (i = 0; i < n; i++) {
-        run.txn[i]->priv = &priv[i];
-        if (skip_8bit && run.txn[i]->body8)
+        txn[i]->priv = &priv[i];
+        if (skip_8bit && txn[i]->body8)
             continue; /* completed by defer_8bit(), not in this session */
-        priv[i].r = calloc(run.txn[i]->nrcpt ? run.txn[i]->nrcpt : 1,
-                           sizeof(smtp_recipient_t));
-        if (!priv[i].r || add_txn(s, run.txn[i]) != 0)
+        priv[i].r =
+            calloc(txn[i]->nrcpt ? txn[i]->nrcpt : 1, sizeof(smtp_recipient_t));
+        if (!priv[i].r || add_txn(s, txn[i]) != 0)
             goto oom;
-        for (size_t j = 0; j < run.txn[i]->nrcpt; j++)
+        for (size_t j = 0; j < txn[i]->nrcpt; j++)
             any_rcpt |= priv[i].r[j] != NULL;
-        run.has8 |= run.txn[i]->body8;
     }
     if (!any_rcpt) { /* nothing sendable: every recipient already failed */
         for (i = 0; i < n; i++) {
-            if (skip_8bit && run.txn[i]->body8)
+            if (skip_8bit && txn[i]->body8)
                 continue;
-            run.txn[i]->completed = 1;
-            done(run.txn[i], arg);
+            txn[i]->completed = 1;
+            done(txn[i], arg);
         }
         rc = 0;
         goto out;
@@ -831,35 +733,33 @@ again:
     if (ran && run.starttls_refused && !run.required_tls && !plain) {
         /* tls = opportunistic and the relay refused STARTTLS (454):
          * libESMTP gave up; go on in clear, as Postfix does */
-        for (i = 0; i < n && !run.txn[i]->completed; i++)
+        for (i = 0; i < n && !txn[i]->completed; i++)
             ;
         if (i == n) {
             reset_session(&s, priv, n);
             plain = 1;
             any_rcpt = 0;
-            all = run.txn;
             goto again;
         }
     }
     if (run.no_8bitmime && !skip_8bit) {
         /* nothing was sent: defer the 8-bit mail, send the rest */
-        if (defer_8bit(cfg, run.txn, n, done, arg) == 0) {
+        if (defer_8bit(cfg, txn, n, done, arg) == 0) {
             rc = 0;
             goto out;
         }
         reset_session(&s, priv, n);
         skip_8bit = 1;
         any_rcpt = 0;
-        all = run.txn;
         goto again;
     }
     if (!ran) {
         session_error(&run, err, errlen);
         goto out;
     }
-    for (i = 0; i < run.n; i++)
-        if (!run.txn[i]->completed) {
-            collect(run.txn[i]); /* RCPT replies count (a 550 is final) */
+    for (i = 0; i < n; i++)
+        if (!txn[i]->completed) {
+            collect(txn[i]); /* RCPT replies still count (a 550 is final) */
             incomplete++;
         }
     if (incomplete) {
@@ -873,16 +773,10 @@ oom:
 out:
     if (s)
         smtp_destroy_session(s);
-    for (i = 0; priv && i < n; i++)
+    for (i = 0; priv && i < n; i++) {
         free(priv[i].r);
-    for (i = 0; i < run.n && run.txn; i++)
-        run.txn[i]->priv = NULL;
-    for (i = 0; i < run.nx; i++) {
-        free(run.xpriv[i]->r);
-        free(run.xpriv[i]);
+        txn[i]->priv = NULL;
     }
-    free(run.xpriv);
-    free(run.txn ? run.txn : all); /* adopt() may have moved it */
     free(priv);
     return rc;
 }

@@ -81,28 +81,6 @@ enum smtp_outcome smtp_outcome(const struct smtp_txn *t, size_t i);
 typedef void (*smtp_txn_done_fn)(struct smtp_txn *t, void *arg);
 
 /*
- * Connection reuse: called from inside the session when every
- * transaction given so far has been answered, before libESMTP sends QUIT.
- * It may block (the caller bounds the wait: connection_reuse_time) and
- * returns how many more transactions to send over the same connection,
- * in (*more)[0..n); 0 ends the session.  allow8: the session may carry
- * 8-bit messages (it was started with one, so the relay's 8BITMIME is
- * known); without it a transaction with body8 set must not be returned.
- * The transactions belong to the caller, as those given to smtp_run().
- *
- * Why this works with libESMTP 1.1.0: smtp_add_message() appends to the
- * session's list, and the protocol engine signals SMTP_EV_MESSAGESENT
- * after the reply to the end of data (DATA or BDAT LAST: nothing is
- * pipelined past them) and before it looks for the next message
- * (rsp_data2() and rsp_bdat2(): event, then next_message()); a message
- * appended from the event therefore gets its MAIL FROM instead of QUIT.
- * The event also comes after next_message() (DATA refused, in rsp_data())
- * or not at all (MAIL FROM refused): so more is called only after a 2xx
- * to the end of data, which only rsp_data2() and rsp_bdat2() report.
- */
-typedef size_t (*smtp_more_fn)(int allow8, struct smtp_txn ***more, void *arg);
-
-/*
  * Process-wide setup (TLS context, AUTH credentials) from cfg.  -1 with a
  * reason in err if the configuration cannot be used (unreadable CA file,
  * credentials file readable by others...).  Call again after SIGHUP.
@@ -111,15 +89,13 @@ int smtp_setup(const struct mmq_config *cfg, char *err, size_t errlen);
 
 /*
  * Run one session with n transactions.  done is called for each completed
- * transaction, in order, from inside the session; more (or NULL) may add
- * transactions to the session (above).  Returns 0 when the
+ * transaction, in order, from inside the session.  Returns 0 when the
  * session ran to its end (some transactions may still have failed); -1
  * when it could not start or was cut short, with the reason in err (in
  * the form of an SMTP reply or a system error, for the log and the DSN).
  */
 int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
-             smtp_txn_done_fn done, smtp_more_fn more, void *arg, char *err,
-             size_t errlen);
+             smtp_txn_done_fn done, void *arg, char *err, size_t errlen);
 
 /*
  * 1 if the message bytes [off, off + size) of fd hold a byte above 127

@@ -18,14 +18,6 @@
  * What is left when the session ends goes to deferred/ with the next
  * attempt time from the backoff, or, past max_lifetime, into a DSN.
  *
- * Connection reuse (more_work()): when every entry is settled, the
- * journals and the removals are synced and the worker tells the master
- * it is idle; for connection_reuse_time it waits, with the connection
- * open, for more entry names, claims them and appends their transactions
- * to the running libESMTP session (smtp.h, smtp_more_fn).  While it waits
- * it holds no claim and nothing unsynced, so a kill -9 then loses and
- * resends nothing; SIGTERM ends the wait within 0.2 s.
- *
  * Duplicates, bounded: a transaction the server accepted but whose outcome
  * we had not yet recorded when killed is sent again (at most one
  * transaction per worker); a DSN may be queued twice if the kill falls
@@ -35,11 +27,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,9 +49,6 @@
 #define HEADERS_MAX 65536
 #define FOLLOWUPS_MAX 50
 #define SESSION_RCPTS_MAX 10000
-/* Entries one reused session carries at most, over all hand-overs (with
- * transactions_per_connection, the lower wins): bounds our memory. */
-#define SESSION_ENTRIES_MAX 1024
 /* The journal's fdatasync, batched: a power loss (not a crash: a written
  * record survives kill -9) re-sends at most this many transactions per
  * connection, or what they settled in this many seconds. */
@@ -108,15 +95,6 @@ struct batch {
     int cut_off;       /* the spool cannot be written at all: stop sending */
     unsigned unsynced; /* transactions journaled since the last sync */
     double last_sync;
-    /* connection reuse (worker_run(): ctl) */
-    int ctl;      /* our end of the master's socket, or -1 */
-    size_t cap;   /* entries e[] can hold */
-    size_t rcpts; /* recipients claimed in all */
-    time_t started;
-    struct wtxn **tx; /* this round's transactions */
-    size_t nt, txcap;
-    struct wtxn **held; /* 8-bit ones claimed for a 7-bit session */
-    size_t nheld;
 };
 
 /*
@@ -835,192 +813,44 @@ static void settle_incomplete(struct batch *b, struct wtxn **tx, size_t nt)
     }
 }
 
-/* Room for one more transaction in b->tx. */
-static int tx_room(struct batch *b)
-{
-    if (b->nt == b->txcap) {
-        size_t nc = b->txcap ? b->txcap * 2 : 16;
-        struct wtxn **p = realloc(b->tx, nc * sizeof(*p));
-        if (!p)
-            return -1;
-        b->tx = p;
-        b->txcap = nc;
-    }
-    return 0;
-}
-
-/*
- * Claim the entries named in names[0..n) into b->e and make their
- * transactions in b->tx.  A session holds every recipient of its entries
- * in memory (about 0.7 KiB each, libESMTP's and ours): stop claiming at
- * SESSION_RCPTS_MAX or when e[] is full; the master hands the rest to
- * another worker.  -1 on out of memory (the claims are then salvaged by
- * the master when we exit).
- */
-static int take_entries(struct batch *b, char (*names)[QFILE_MAX], size_t n)
-{
-    size_t i, first = b->ne;
-
-    for (i = 0; i < n && b->ne < b->cap && b->rcpts < SESSION_RCPTS_MAX; i++)
-        if (claim_entry(b, names[i], &b->e[b->ne]) == 0)
-            b->rcpts += b->e[b->ne++].env.nrcpt;
-    for (i = first; i < b->ne; i++)
-        if (add_txns(b, &b->e[i], 0, (size_t)b->cfg->recipients_per_transaction,
-                     &b->tx, &b->nt, &b->txcap) != 0)
-            return -1;
-    return 0;
-}
-
-/* May the session wait for more work?  Only when everything it holds is
- * settled (so a kill while it waits loses nothing and resends nothing),
- * within its bounds, and with half of session_time_limit still ahead (a
- * reused session must end well before the master's hung-worker kill). */
-static int may_reuse(const struct batch *b)
-{
-    size_t i;
-
-    if (b->ctl < 0 || b->cfg->connection_reuse_time <= 0 || worker_stop ||
-        b->cut_off || b->ne >= b->cap || b->rcpts >= SESSION_RCPTS_MAX ||
-        time(NULL) - b->started >= b->cfg->session_time_limit / 2)
-        return 0;
-    for (i = 0; i < b->ne; i++)
-        if (!b->e[i].finalized)
-            return 0;
-    return 1;
-}
-
-/*
- * Tell the master we are idle and wait up to connection_reuse_time for
- * entry names (NUL-separated, one message).  Returns how many names are
- * in names[], 0 on the deadline, a stop (SIGTERM, polled every 200 ms),
- * an empty message (the master has nothing for us) or a closed socket.
- * A name the master sent after we gave up is not lost: it was never
- * claimed, and the master hands it on when it reaps us.
- */
-static size_t wait_for_names(struct batch *b, char (*names)[QFILE_MAX],
-                             size_t max)
-{
-    static char msg[ENTRIES_HANDOFF_MAX * QFILE_MAX];
-    double deadline = now_f() + b->cfg->connection_reuse_time;
-    size_t n = 0, off = 0;
-    ssize_t got;
-
-    if (send(b->ctl, "I", 1, MSG_NOSIGNAL) != 1)
-        return 0;
-    for (;;) {
-        struct pollfd p = {b->ctl, POLLIN, 0};
-        double left = deadline - now_f();
-        int r;
-
-        if (worker_stop || left <= 0)
-            return 0;
-        r = poll(&p, 1, left > 0.2 ? 200 : (int)(left * 1000) + 1);
-        if (r < 0 && errno != EINTR)
-            return 0;
-        if (r > 0)
-            break;
-    }
-    if ((got = recv(b->ctl, msg, sizeof(msg), 0)) <= 0)
-        return 0;
-    while (off < (size_t)got && n < max) {
-        size_t len = strnlen(msg + off, (size_t)got - off);
-        if (len > 0 && len < QFILE_MAX)
-            memcpy(names[n++], msg + off, len + 1);
-        off += len + 1;
-    }
-    return n;
-}
-
-/*
- * smtp_more_fn (smtp.h): every transaction so far is answered and the
- * connection is still open.  Make what is settled durable (the journals,
- * the removals' directories: nothing unsynced waits with us), then take
- * the next entries the master hands us, within connection_reuse_time.
- */
-static size_t more_work(int allow8, struct smtp_txn ***more, void *arg)
-{
-    static char names[ENTRIES_HANDOFF_MAX][QFILE_MAX];
-    struct batch *b = arg;
-    size_t n, nt0, i;
-
-    if (!may_reuse(b))
-        return 0;
-    sync_journals(b);
-    sync_removed(b->sp);
-    while ((n = wait_for_names(b, names, ENTRIES_HANDOFF_MAX)) > 0) {
-        nt0 = b->nt;
-        if (take_entries(b, names, n) != 0) {
-            log_error("out of memory taking more entries: exiting");
-            _exit(75); /* the master defers what we claimed */
-        }
-        if (b->nt == nt0)
-            continue; /* none could be claimed (taken meanwhile) */
-        for (i = nt0; !allow8 && i < b->nt; i++)
-            if (b->tx[i]->t.body8)
-                break;
-        if (i < b->nt) {
-            /* 8-bit data on a session whose relay's 8BITMIME is unknown
-             * (libESMTP checks extensions only against what the first
-             * messages required): they go in a session of their own */
-            struct wtxn **h =
-                realloc(b->held, (b->nheld + b->nt - nt0) * sizeof(*h));
-            if (!h) {
-                log_error("out of memory taking more entries: exiting");
-                _exit(75);
-            }
-            memcpy(h + b->nheld, b->tx + nt0, (b->nt - nt0) * sizeof(*h));
-            b->held = h;
-            b->nheld += b->nt - nt0;
-            b->nt = nt0;
-            return 0;
-        }
-        *more = (struct smtp_txn **)(b->tx + nt0);
-        return b->nt - nt0;
-    }
-    return 0;
-}
-
 int worker_run(struct spool *sp, const struct mmq_config *cfg,
-               char (*names)[QFILE_MAX], size_t n, int ctl)
+               char (*names)[QFILE_MAX], size_t n)
 {
     struct batch b;
-    size_t i, round;
+    struct wtxn **tx = NULL;
+    size_t i, nt = 0, cap = 0, round;
     struct wtxn **all = NULL;
-    size_t nall = 0;
+    size_t nall = 0, rcpts = 0;
     char err[SMTP_TEXT_MAX + 64];
 
     memset(&b, 0, sizeof(b));
     b.sp = sp;
     b.cfg = cfg;
     b.last_sync = now_f();
-    b.ctl = ctl;
-    b.started = time(NULL);
-    b.cap = n;
-    if (ctl >= 0 && cfg->connection_reuse_time > 0) {
-        size_t lim = (size_t)cfg->transactions_per_connection;
-        b.cap = lim < SESSION_ENTRIES_MAX ? lim : SESSION_ENTRIES_MAX;
-        if (b.cap < n)
-            b.cap = n;
-    }
-    if (!(b.e = calloc(b.cap ? b.cap : 1, sizeof(*b.e))))
+    if (!(b.e = calloc(n ? n : 1, sizeof(*b.e))))
         return 75;
-    if (take_entries(&b, names, n) != 0)
-        return 75; /* claims are salvaged by the master */
-    for (round = 0; b.nt > 0 && round < FOLLOWUPS_MAX; round++) {
-        size_t per = (size_t)cfg->recipients_per_transaction, accepted, nt;
-        struct wtxn **tx;
+    /* A session holds every recipient of its entries in memory (about
+     * 0.7 KiB each, libESMTP's and ours): stop claiming at
+     * SESSION_RCPTS_MAX; the master hands the rest to the next worker. */
+    for (i = 0; i < n && rcpts < SESSION_RCPTS_MAX; i++)
+        if (claim_entry(&b, names[i], &b.e[b.ne]) == 0)
+            rcpts += b.e[b.ne++].env.nrcpt;
+    for (i = 0; i < b.ne; i++)
+        if (add_txns(&b, &b.e[i], 0, (size_t)cfg->recipients_per_transaction,
+                     &tx, &nt, &cap) != 0)
+            return 75; /* claims are salvaged by the master */
+    for (round = 0; nt > 0 && round < FOLLOWUPS_MAX; round++) {
+        size_t per = (size_t)cfg->recipients_per_transaction, accepted;
 
         b.session_err[0] = 0;
-        if (smtp_run(cfg, (struct smtp_txn **)b.tx, b.nt, txn_done, more_work,
-                     &b, err, sizeof(err)) != 0) {
+        if (smtp_run(cfg, (struct smtp_txn **)tx, nt, txn_done, &b, err,
+                     sizeof(err)) != 0) {
             snprintf(b.session_err, sizeof(b.session_err), "%s", err);
             if (strstr(err, " 5.7.") || strncmp(err, "5.7.", 4) == 0)
                 log_error("relay %s refused us: %s: check auth_file, tls and "
                           "the relay's access rules; deferring",
                           cfg->relay_host, err);
         }
-        tx = b.tx; /* with what more_work() added */
-        nt = b.nt;
         settle_incomplete(&b, tx, nt);
         /* 452 "too many recipients": the server's real limit is what it
          * accepted; send the rest in following transactions. */
@@ -1040,20 +870,13 @@ int worker_run(struct spool *sp, const struct mmq_config *cfg,
             return 75;
         memcpy(all + nall, tx, nt * sizeof(*tx));
         nall += nt;
-        b.nt = 0;
+        nt = 0;
         if (b.session_err[0] || worker_stop || b.cut_off)
             break; /* the connection failed: do not hammer it */
         for (i = 0; i < b.ne; i++)
             if (!b.e[i].finalized && again_count(&b.e[i]) &&
-                add_txns(&b, &b.e[i], 1, per, &b.tx, &b.nt, &b.txcap) != 0)
+                add_txns(&b, &b.e[i], 1, per, &tx, &nt, &cap) != 0)
                 return 75;
-        for (i = 0; i < b.nheld; i++) { /* held back by more_work() */
-            struct wtxn *w = b.held[i];
-            if (tx_room(&b) != 0)
-                return 75;
-            b.tx[b.nt++] = w;
-        }
-        b.nheld = 0;
     }
     for (i = 0; i < b.ne; i++) {
         memset(b.e[i].again, 0, b.e[i].env.nrcpt);

@@ -56,7 +56,6 @@ static const struct setting settings[] = {
      100000},
     {"smtp_timeout", C_INT, OFF(smtp_timeout), 1, 3600},
     {"session_time_limit", C_INT, OFF(session_time_limit), 10, 86400},
-    {"connection_reuse_time", C_INT, OFF(connection_reuse_time), 0, 300},
     {"retry_min", C_INT, OFF(retry_min), 1, 86400},
     {"retry_max", C_INT, OFF(retry_max), 1, 7 * 86400},
     {"max_lifetime", C_INT, OFF(max_lifetime), 0, 365 * 86400},
@@ -158,7 +157,6 @@ int config_defaults(struct mmq_config *cfg)
     cfg->transactions_per_connection = 100;
     cfg->smtp_timeout = 300;
     cfg->session_time_limit = 3600;
-    cfg->connection_reuse_time = 2;
     cfg->retry_min = 300;
     cfg->retry_max = 4000;
     cfg->max_lifetime = 5 * 86400;

@@ -53,7 +53,6 @@ struct mmq_config {
     int transactions_per_connection; /* entries sent over one session */
     int smtp_timeout;                /* seconds per SMTP wait */
     int session_time_limit;          /* seconds one SMTP session may take */
-    int connection_reuse_time;       /* seconds an idle session waits */
     int retry_min;                   /* backoff bounds, seconds */
     int retry_max;
     int max_lifetime;  /* seconds before deferred mail is returned */

@@ -55,18 +55,56 @@ static void crlf(struct buf *b, const char *text)
     }
 }
 
+int listmail_enqueue(struct spool *sp, const struct listdef *ld,
+                     const char *sender, int64_t arrival, char **rcpt, size_t n,
+                     const struct buf *msg, const char *name, char *err,
+                     size_t errlen)
+{
+    char bounces[LIST_NAME_MAX + 300];
+    struct envelope env;
+    struct queue_file *qf;
+    size_t i;
+    int rc = -1;
+
+    snprintf(bounces, sizeof(bounces), "%s-bounces@%s", ld->name, ld->domain);
+    envelope_init(&env);
+    env.role = ROLE_POST;
+    env.arrival_sec = arrival;
+    env.size = (int64_t)msg->len;
+    if (envelope_set(&env.list, ld->name) ||
+        envelope_set(&env.sender, sender ? sender : bounces)) {
+        err_set(err, errlen, ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < n; i++)
+        if (envelope_add_rcpt(&env, rcpt[i], NULL) != 0) {
+            err_set(err, errlen, ENOMEM, "out of memory");
+            goto out;
+        }
+    if (!(qf = queue_file_create(sp, "out", err, errlen)))
+        goto out;
+    if (queue_file_begin(qf, &env) != 0 ||
+        queue_file_write(qf, msg->data, msg->len) != 0) {
+        snprintf(err, errlen, "%s", queue_file_error(qf));
+        queue_file_abort(qf);
+        goto out;
+    }
+    if (queue_file_commit_as(qf, name, err, errlen) != 0)
+        goto out;
+    rc = 0;
+out:
+    envelope_free(&env);
+    return rc;
+}
+
 int listmail_queue(struct spool *sp, const struct listdef *ld, char **rcpt,
                    size_t n, const struct listmail *m, const char *name,
                    char *err, size_t errlen)
 {
-    char sender[LIST_NAME_MAX + 300], date[64];
-    struct envelope env;
-    struct queue_file *qf;
+    char date[64];
     struct buf msg;
-    size_t i;
-    int rc = -1;
+    int rc;
 
-    snprintf(sender, sizeof(sender), "%s-bounces@%s", ld->name, ld->domain);
     if (dsn_date((int64_t)time(NULL), date, sizeof(date)) != 0)
         snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
     buf_init(&msg);
@@ -88,33 +126,8 @@ int listmail_queue(struct spool *sp, const struct listdef *ld, char **rcpt,
                "charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
                ld->name, ld->domain);
     crlf(&msg, m->text);
-    envelope_init(&env);
-    env.role = ROLE_POST;
-    env.arrival_sec = (int64_t)time(NULL);
-    env.size = (int64_t)msg.len;
-    if (envelope_set(&env.list, ld->name) ||
-        envelope_set(&env.sender, sender)) {
-        err_set(err, errlen, ENOMEM, "out of memory");
-        goto out;
-    }
-    for (i = 0; i < n; i++)
-        if (envelope_add_rcpt(&env, rcpt[i], NULL) != 0) {
-            err_set(err, errlen, ENOMEM, "out of memory");
-            goto out;
-        }
-    if (!(qf = queue_file_create(sp, "out", err, errlen)))
-        goto out;
-    if (queue_file_begin(qf, &env) != 0 ||
-        queue_file_write(qf, msg.data, msg.len) != 0) {
-        snprintf(err, errlen, "%s", queue_file_error(qf));
-        queue_file_abort(qf);
-        goto out;
-    }
-    if (queue_file_commit_as(qf, name, err, errlen) != 0)
-        goto out;
-    rc = 0;
-out:
-    envelope_free(&env);
+    rc = listmail_enqueue(sp, ld, NULL, (int64_t)time(NULL), rcpt, n, &msg,
+                          name, err, errlen);
     buf_free(&msg);
     return rc;
 }

@@ -1,8 +1,9 @@
 /*
  * listmail - the list's own mail (replies to commands, confirmation
- * requests, held-post notices, welcome and goodbye messages), queued into
- * out/ for mmq-deliver.  Used by mmq-process (command.c, hold notices) and
- * mmqctl (members add/remove --notify).
+ * requests, held-post notices, welcome and goodbye messages, and through
+ * listmail_enqueue() mmq-bounce's notices and probes), queued into out/
+ * for mmq-deliver.  Used by mmq-process (command.c, hold notices), mmqctl
+ * (members add/remove --notify) and mmq-bounce (notice.c).
  *
  * What every such message is (RFC 3834): envelope sender LIST-bounces@
  * (so that its bounces go to the bounce stage, never to a person), From:
@@ -42,7 +43,21 @@ struct listmail {
 void listmail_name(const char *stamp_of, const char *cause, const char *what,
                    unsigned idx, char *out);
 
-/* Queue m to rcpt[0..n) as out/ entry name.  0, or -1 with err. */
+/*
+ * The one path of the list's own mail into out/, also for mmq-bounce's
+ * notices and probes (bounce/notice.c): the message msg (complete, CRLF)
+ * to rcpt[0..n) with the envelope sender sender (NULL: LIST-bounces@; a
+ * probe's VERP address under it), written and fsynced, then published
+ * under name, replacing an entry of that name still queued.  0, or -1
+ * with err.
+ */
+int listmail_enqueue(struct spool *sp, const struct listdef *ld,
+                     const char *sender, int64_t arrival, char **rcpt, size_t n,
+                     const struct buf *msg, const char *name, char *err,
+                     size_t errlen);
+
+/* Queue m to rcpt[0..n) as out/ entry name, with the headers above.
+ * 0, or -1 with err. */
 int listmail_queue(struct spool *sp, const struct listdef *ld, char **rcpt,
                    size_t n, const struct listmail *m, const char *name,
                    char *err, size_t errlen);

@@ -105,7 +105,8 @@ is "$(awk '$1 == "hold" { print $2, $3 }' "$T/ctl.out")" "1 3" \
 ctl queue --json hold
 is "$(python3 -c 'import json,sys; o=json.loads(sys.stdin.readline()); print(o["members"], o["recipients"])' <"$T/ctl.out")" "3 1" \
     "queue --json: members 3 beside the envelope's 1 recipient"
-find "$SPOOL/hold" -type f -delete
+# the post and the held-post notices it queued (poster, owners)
+find "$SPOOL/hold" "$SPOOL/out" -type f -delete
 
 # single node: short summaries
 ctl check
