@@ -56,8 +56,7 @@ int token_secret_create(const char *spool, uid_t uid, gid_t gid, char *err,
     }
     text[2 * TOKEN_SECRET_LEN] = '\n';
     OPENSSL_cleanse(k, sizeof(k));
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-              0640);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (fd < 0) {
         if (errno == EEXIST)
             return 1;
@@ -96,8 +95,7 @@ int token_secret_load(const char *spool, struct token_key *key, char *err,
         int hi = hexval((unsigned char)text[2 * i]);
         int lo = hexval((unsigned char)text[2 * i + 1]);
         if (hi < 0 || lo < 0)
-            return err_set(err, errlen, EINVAL, "%s: not 64 hex digits",
-                           path);
+            return err_set(err, errlen, EINVAL, "%s: not 64 hex digits", path);
         key->k[i] = (unsigned char)(hi << 4 | lo);
     }
     OPENSSL_cleanse(text, sizeof(text));
@@ -108,8 +106,7 @@ int token_secret_load(const char *spool, struct token_key *key, char *err,
 
 /* The MAC's 32 hex digits for (list, address, action, expiry). */
 static void mac_hex(const struct token_key *key, const char *list,
-                    const char *address, char action, int64_t expiry,
-                    char *out)
+                    const char *address, char action, int64_t expiry, char *out)
 {
     char input[LIST_NAME_MAX + MEMBER_ADDR_MAX + 64];
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -117,14 +114,13 @@ static void mac_hex(const struct token_key *key, const char *list,
     size_t i, n;
 
     /* NUL-separated fields: no two tuples give the same input */
-    n = (size_t)snprintf(input, sizeof(input), "mmq-token-1%c%s%c", 0, list,
-                         0);
+    n = (size_t)snprintf(input, sizeof(input), "mmq-token-1%c%s%c", 0, list, 0);
     for (i = 0; address[i] && n < sizeof(input) - 24; i++)
         input[n++] = address[i] >= 'A' && address[i] <= 'Z'
                          ? (char)(address[i] - 'A' + 'a')
                          : address[i];
-    n += (size_t)snprintf(input + n, sizeof(input) - n, "%c%c%c%lld", 0,
-                          action, 0, (long long)expiry);
+    n += (size_t)snprintf(input + n, sizeof(input) - n, "%c%c%c%lld", 0, action,
+                          0, (long long)expiry);
     HMAC(EVP_sha256(), key->k, sizeof(key->k), (unsigned char *)input, n, md,
          &mdlen);
     for (i = 0; i < 16; i++) {
@@ -146,8 +142,8 @@ int token_parse(const char *tok, char *action, int64_t *expiry)
 {
     int64_t e = 0;
     int i;
-    char a = tok[0] >= 'A' && tok[0] <= 'Z' ? (char)(tok[0] - 'A' + 'a')
-                                             : tok[0];
+    char a =
+        tok[0] >= 'A' && tok[0] <= 'Z' ? (char)(tok[0] - 'A' + 'a') : tok[0];
 
     if (strlen(tok) != TOKEN_LEN ||
         (a != TOKEN_SUBSCRIBE && a != TOKEN_UNSUBSCRIBE && a != TOKEN_APPROVE &&
@@ -216,82 +212,21 @@ static int tok_name(const char *tok, char *out)
     }
     for (i = 0; i <= TOKEN_LEN; i++)
         out[i] = tok[i] >= 'A' && tok[i] <= 'Z' ? (char)(tok[i] - 'A' + 'a')
-                                                 : tok[i];
+                                                : tok[i];
     return 0;
 }
 
 /* ------------------------------------------------------------ marks */
 
-static int mkdirs_at(int fd, const char *rel)
-{
-    char path[PATH_MAX];
-    size_t i;
-
-    snprintf(path, sizeof(path), "%s", rel);
-    for (i = 1; path[i]; i++) {
-        if (path[i] != '/')
-            continue;
-        path[i] = 0;
-        if (mkdirat(fd, path, 02770) != 0 && errno != EEXIST)
-            return -1;
-        path[i] = '/';
-    }
-    if (mkdirat(fd, path, 02770) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-static int fsync_at(int fd, const char *rel)
-{
-    int d = openat(fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc;
-
-    if (d < 0)
-        return -1;
-    rc = fsync(d);
-    close(d);
-    return rc;
-}
-
-/*
- * text into tmp/ (a name member.c's clean-up knows: ms->token), linked to
- * dir/name: 0 made, 1 existed, -1 error.  dir is fsynced after a link so
- * that the mark is durable before what it permits is done.
- */
+/* text linked to dir/name by the store's own primitive (member.h):
+ * 0 made, 1 existed, -1 error. */
 static int mark(struct member_store *ms, const char *dir, const char *name,
                 const char *text, char *err, size_t errlen)
 {
-    char tmp[300], rel[PATH_MAX];
-    size_t len = strlen(text);
-    int fd, rc, e;
+    char rel[PATH_MAX];
 
-    snprintf(tmp, sizeof(tmp), "tmp/%s.c%u", ms->token, ms->seq++);
     snprintf(rel, sizeof(rel), "%s/%s", dir, name);
-    fd = openat(ms->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
-    if (fd < 0)
-        return err_set(err, errlen, errno, "members/%s/%s: %s", ms->list, tmp,
-                       strerror(errno));
-    if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-        e = errno ? errno : EIO;
-        close(fd);
-        unlinkat(ms->fd, tmp, 0);
-        return err_set(err, errlen, e, "members/%s/%s: %s", ms->list, tmp,
-                       strerror(e));
-    }
-    close(fd);
-    rc = linkat(ms->fd, tmp, ms->fd, rel, 0);
-    if (rc != 0 && errno == ENOENT && mkdirs_at(ms->fd, dir) == 0)
-        rc = linkat(ms->fd, tmp, ms->fd, rel, 0);
-    e = errno;
-    unlinkat(ms->fd, tmp, 0);
-    if (rc != 0 && e == EEXIST)
-        return 1;
-    if (rc != 0 || fsync_at(ms->fd, dir) != 0) {
-        e = rc != 0 ? e : errno;
-        return err_set(err, errlen, e, "members/%s/%s: %s", ms->list, rel,
-                       strerror(e));
-    }
-    return 0;
+    return member_store_publish(ms, dir, rel, text, strlen(text), err, errlen);
 }
 
 /* Read a small file below the store into buf (NUL-terminated). */
