@@ -9,11 +9,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -228,22 +228,23 @@ static void fold_one(struct member_info *mi, const struct ev *e,
 }
 
 /* Action events of the current epoch with no q marker among evs. */
-static void find_pending(struct member_info *mi, const struct ev *evs, size_t n)
+static void find_pending(struct member_info *mi, const struct ev *evs,
+                         size_t n)
 {
     size_t i, j;
 
     for (i = 0; i < n; i++) {
         const struct ev *a = &evs[i];
         int k, marked = 0;
-        if (!strchr("DWQR", a->kind) || !(epoch_is(a->id, 0, mi->epoch, NULL) ||
-                                          epoch_is(a->id, 'w', mi->epoch, &k) ||
-                                          epoch_is(a->id, 'p', mi->epoch, &k)))
+        if (!strchr("DWQR", a->kind) ||
+            !(epoch_is(a->id, 0, mi->epoch, NULL) ||
+              epoch_is(a->id, 'w', mi->epoch, &k) ||
+              epoch_is(a->id, 'p', mi->epoch, &k)))
             continue;
         for (j = 0; j < n && !marked; j++)
             marked = evs[j].kind == 'q' && evs[j].id[0] == a->kind &&
                      strcmp(evs[j].id + 1, a->id) == 0;
-        if (!marked &&
-            mi->npending < sizeof(mi->pending) / sizeof(mi->pending[0])) {
+        if (!marked && mi->npending < sizeof(mi->pending) / sizeof(mi->pending[0])) {
             struct member_pending *p = &mi->pending[mi->npending++];
             p->kind = a->kind;
             p->when = a->t;
@@ -370,14 +371,15 @@ static void clean_tmp(int fd, const char *node)
     while ((de = readdir(dir)) != NULL)
         if (de->d_name[0] != '.' &&
             fstatat(d, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            (now - st.st_mtime > TMP_MAX_AGE || dead_writer(de->d_name, node)))
+            (now - st.st_mtime > TMP_MAX_AGE ||
+             dead_writer(de->d_name, node)))
             unlinkat(d, de->d_name, 0);
     closedir(dir);
 }
 
 int member_store_open(struct member_store *ms, const char *spool_path,
-                      const char *list, const char *node, int create, char *err,
-                      size_t errlen)
+                      const char *list, const char *node, int create,
+                      char *err, size_t errlen)
 {
     char path[PATH_MAX];
     int sfd;
@@ -431,16 +433,13 @@ static void one_line(char *out, size_t max, const char *s)
     size_t o = 0;
 
     for (; s && *s && o + 1 < max; s++)
-        out[o++] =
-            (unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e ? ' ' : *s;
+        out[o++] = (unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e
+                       ? ' '
+                       : *s;
     out[o] = 0;
 }
 
-/*
- * Write text into tmp/ and link(2) it to rel: 0 made, 1 existed.  The
- * temporary file is removed either way; the directory of rel is fsynced
- * so that a state change is durable before its effect is queued.
- */
+/* member.h: the store's one way to make a file */
 int member_store_publish(struct member_store *ms, const char *dir,
                          const char *rel, const char *text, size_t len,
                          char *err, size_t errlen)
@@ -472,8 +471,8 @@ int member_store_publish(struct member_store *ms, const char *dir,
         return err_set(err, errlen, e, "members/%s/%s: %s", ms->list, rel,
                        strerror(e));
     if (fsync_dirat(ms->fd, dir ? dir : ".") != 0)
-        return err_set(err, errlen, errno, "members/%s/%s: fsync: %s", ms->list,
-                       dir ? dir : ".", strerror(errno));
+        return err_set(err, errlen, errno, "members/%s/%s: fsync: %s",
+                       ms->list, dir ? dir : ".", strerror(errno));
     return 0;
 }
 
@@ -504,8 +503,8 @@ int member_record(struct member_store *ms, const char *address, char kind,
                        kind, id, address);
     member_key(address, key);
     snprintf(dir, sizeof(dir), "%.3s", key);
-    snprintf(rel, sizeof(rel), "%s/%s.%010lld.%c.%s", dir, key, (long long)when,
-             kind, id);
+    snprintf(rel, sizeof(rel), "%s/%s.%010lld.%c.%s", dir, key,
+             (long long)when, kind, id);
     one_line(a, sizeof(a), address);
     one_line(s, sizeof(s), status);
     one_line(d, sizeof(d), diag);
@@ -532,8 +531,8 @@ void member_strings_free(char **v, size_t n)
 }
 
 /* The names in dir (relative to fd) starting with prefix (NULL: all). */
-static int read_names(int fd, const char *rel, const char *prefix, char ***out,
-                      size_t *n)
+static int read_names(int fd, const char *rel, const char *prefix,
+                      char ***out, size_t *n)
 {
     int d = openat(fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *dir = d >= 0 ? fdopendir(d) : NULL;
@@ -713,7 +712,8 @@ static int cmp_str(const void *a, const void *b)
 }
 
 int member_scan(struct member_store *ms, const struct member_policy *pol,
-                int64_t now, int (*fn)(void *arg, const struct member_info *mi),
+                int64_t now,
+                int (*fn)(void *arg, const struct member_info *mi),
                 void *arg, char *err, size_t errlen)
 {
     struct member_info mi;
@@ -732,8 +732,9 @@ int member_scan(struct member_store *ms, const struct member_policy *pol,
             qsort(names, n, sizeof(*names), cmp_str);
         for (i = 0; i < n && rc == 0; i = j) {
             char key[MEMBER_KEY_LEN + 1];
-            for (j = i + 1;
-                 j < n && strncmp(names[i], names[j], MEMBER_KEY_LEN) == 0; j++)
+            for (j = i + 1; j < n && strncmp(names[i], names[j],
+                                             MEMBER_KEY_LEN) == 0;
+                 j++)
                 ;
             if (strlen(names[i]) < MEMBER_KEY_LEN)
                 continue;
@@ -801,9 +802,10 @@ int member_disabled_load(struct member_disabled *d, const char *spool_path,
         return err_set(err, errlen, EINVAL, "invalid list name \"%s\"", list);
     snprintf(path, sizeof(path), "%s/members/%s", spool_path, low);
     if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return errno == ENOENT ? 0
-                               : err_set(err, errlen, errno, "%s: %s", path,
-                                         strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : err_set(err, errlen, errno, "%s: %s", path,
+                             strerror(errno));
     if (read_names(fd, "disabled", NULL, &names, &n) != 0) {
         err_set(err, errlen, errno, "%s/disabled: %s", path, strerror(errno));
         close(fd);
@@ -883,7 +885,8 @@ static int read_whole(const char *path, struct buf *b, struct stat *st)
 static int same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-           a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+           a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
            a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 

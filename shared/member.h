@@ -44,11 +44,11 @@
  * and of two writers of the same name exactly one succeeds (EEXIST for the
  * other) on a local file system as on GlusterFS and NFS, without a lock
  * between nodes.  A member's state is the fold of its event names (sorted
- * by time, bounces before other events of the same second, then name) - no file
- * needs to be opened for it, except the newest ones for the address and the
- * last status.  Kinds: F  a failed (permanent) bounce      ID = QUEUEHASH-N:
- * the bounces/ T  a delayed (temporary) bounce        entry's digest and the
- * index of P  a policy refusal                    the recipient in it; T = the
+ * by time, bounces before other events of the same second, then name) - no file needs to be opened for it, except the
+ * newest ones for the address and the last status.  Kinds:
+ *   F  a failed (permanent) bounce      ID = QUEUEHASH-N: the bounces/
+ *   T  a delayed (temporary) bounce        entry's digest and the index of
+ *   P  a policy refusal                    the recipient in it; T = the
  *                                          entry's arrival time
  *   D  disabled by bounces              ID = eN (N: admin enables before)
  *   W  disabled-warning K sent          ID = eN.wK
@@ -103,14 +103,14 @@
 
 /* The list's bounce settings (mmq.conf(5), LISTS), Mailman's defaults. */
 struct member_policy {
-    int processing;      /* bounce_processing (true) */
-    double threshold;    /* bounce_score_threshold (5), >= 1 */
-    int64_t stale_after; /* bounce_info_stale_after, seconds (7 days) */
-    int warnings;        /* bounce_you_are_disabled_warnings (3) */
-    int64_t interval;    /* ..._warnings_interval, seconds (7 days) */
-    int probe;           /* bounce_probe (false) */
-    int notify_disable;  /* bounce_notify_owner_on_disable (true) */
-    int notify_removal;  /* bounce_notify_owner_on_removal (true) */
+    int processing;        /* bounce_processing (true) */
+    double threshold;      /* bounce_score_threshold (5), >= 1 */
+    int64_t stale_after;   /* bounce_info_stale_after, seconds (7 days) */
+    int warnings;          /* bounce_you_are_disabled_warnings (3) */
+    int64_t interval;      /* ..._warnings_interval, seconds (7 days) */
+    int probe;             /* bounce_probe (false) */
+    int notify_disable;    /* bounce_notify_owner_on_disable (true) */
+    int notify_removal;    /* bounce_notify_owner_on_removal (true) */
     int forward_unknown; /* bounce_unrecognized_goes_to_list_owner (true) */
 };
 
@@ -131,22 +131,22 @@ struct member_info {
     char key[MEMBER_KEY_LEN + 1];
     char address[MEMBER_ADDR_MAX]; /* "" if no event file could be read */
     enum member_state state;
-    char disabled_by;             /* 'D' bounces, 'X' the admin, 0 enabled */
-    int64_t disabled_since;       /* 0 when enabled */
-    int score;                    /* days with a failed bounce, 0 when stale */
-    int64_t last_bounce;          /* last failed bounce that counts, 0 none */
-    int64_t last_event;           /* last bounce of any kind, 0 none */
-    char last_kind;               /* its kind: 'F', 'T' or 'P' */
-    char last_status[16];         /* its status, "" if unknown */
+    char disabled_by;       /* 'D' bounces, 'X' the admin, 0 enabled */
+    int64_t disabled_since; /* 0 when enabled */
+    int score;              /* days with a failed bounce, 0 when stale */
+    int64_t last_bounce;    /* last failed bounce that counts, 0 none */
+    int64_t last_event;     /* last bounce of any kind, 0 none */
+    char last_kind;         /* its kind: 'F', 'T' or 'P' */
+    char last_status[16];   /* its status, "" if unknown */
     char reason[MEMBER_DIAG_MAX]; /* its diagnostic, or "" */
     unsigned failed, delayed, policy; /* bounce events of each kind */
-    unsigned epoch;                   /* admin enables so far: the N of "eN" */
-    int warnings;                     /* warnings sent in this epoch */
+    unsigned epoch;         /* admin enables so far: the N of "eN" */
+    int warnings;           /* warnings sent in this epoch */
     int64_t last_warning;
-    int probes; /* probes sent in this epoch */
+    int probes;             /* probes sent in this epoch */
     int64_t last_probe;
-    int probe_bounced;                /* a probe of this epoch bounced */
-    int64_t newest;                   /* time of the newest event of any kind */
+    int probe_bounced;      /* a probe of this epoch bounced */
+    int64_t newest;         /* time of the newest event of any kind */
     struct member_pending pending[8]; /* actions without a q marker */
     size_t npending;
 };
@@ -190,8 +190,8 @@ void member_key(const char *address, char *key);
  * not exist and !create; -1 error.
  */
 int member_store_open(struct member_store *ms, const char *spool_path,
-                      const char *list, const char *node, int create, char *err,
-                      size_t errlen);
+                      const char *list, const char *node, int create,
+                      char *err, size_t errlen);
 void member_store_close(struct member_store *ms);
 
 /*
@@ -236,7 +236,8 @@ int member_forget(struct member_store *ms, const char *address, char *err,
  * index is not used: this is what member_rebuild() and mmqctl rely on.
  */
 int member_scan(struct member_store *ms, const struct member_policy *pol,
-                int64_t now, int (*fn)(void *arg, const struct member_info *mi),
+                int64_t now,
+                int (*fn)(void *arg, const struct member_info *mi),
                 void *arg, char *err, size_t errlen);
 
 /* The addresses in the index (disabled or removed members), for the

@@ -56,7 +56,8 @@ int token_secret_create(const char *spool, uid_t uid, gid_t gid, char *err,
     }
     text[2 * TOKEN_SECRET_LEN] = '\n';
     OPENSSL_cleanse(k, sizeof(k));
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+              0640);
     if (fd < 0) {
         if (errno == EEXIST)
             return 1;
@@ -95,7 +96,8 @@ int token_secret_load(const char *spool, struct token_key *key, char *err,
         int hi = hexval((unsigned char)text[2 * i]);
         int lo = hexval((unsigned char)text[2 * i + 1]);
         if (hi < 0 || lo < 0)
-            return err_set(err, errlen, EINVAL, "%s: not 64 hex digits", path);
+            return err_set(err, errlen, EINVAL, "%s: not 64 hex digits",
+                           path);
         key->k[i] = (unsigned char)(hi << 4 | lo);
     }
     OPENSSL_cleanse(text, sizeof(text));
@@ -106,7 +108,8 @@ int token_secret_load(const char *spool, struct token_key *key, char *err,
 
 /* The MAC's 32 hex digits for (list, address, action, expiry). */
 static void mac_hex(const struct token_key *key, const char *list,
-                    const char *address, char action, int64_t expiry, char *out)
+                    const char *address, char action, int64_t expiry,
+                    char *out)
 {
     char input[LIST_NAME_MAX + MEMBER_ADDR_MAX + 64];
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -114,13 +117,14 @@ static void mac_hex(const struct token_key *key, const char *list,
     size_t i, n;
 
     /* NUL-separated fields: no two tuples give the same input */
-    n = (size_t)snprintf(input, sizeof(input), "mmq-token-1%c%s%c", 0, list, 0);
+    n = (size_t)snprintf(input, sizeof(input), "mmq-token-1%c%s%c", 0, list,
+                         0);
     for (i = 0; address[i] && n < sizeof(input) - 24; i++)
         input[n++] = address[i] >= 'A' && address[i] <= 'Z'
                          ? (char)(address[i] - 'A' + 'a')
                          : address[i];
-    n += (size_t)snprintf(input + n, sizeof(input) - n, "%c%c%c%lld", 0, action,
-                          0, (long long)expiry);
+    n += (size_t)snprintf(input + n, sizeof(input) - n, "%c%c%c%lld", 0,
+                          action, 0, (long long)expiry);
     HMAC(EVP_sha256(), key->k, sizeof(key->k), (unsigned char *)input, n, md,
          &mdlen);
     for (i = 0; i < 16; i++) {
@@ -142,8 +146,8 @@ int token_parse(const char *tok, char *action, int64_t *expiry)
 {
     int64_t e = 0;
     int i;
-    char a =
-        tok[0] >= 'A' && tok[0] <= 'Z' ? (char)(tok[0] - 'A' + 'a') : tok[0];
+    char a = tok[0] >= 'A' && tok[0] <= 'Z' ? (char)(tok[0] - 'A' + 'a')
+                                             : tok[0];
 
     if (strlen(tok) != TOKEN_LEN ||
         (a != TOKEN_SUBSCRIBE && a != TOKEN_UNSUBSCRIBE && a != TOKEN_APPROVE &&
@@ -212,7 +216,7 @@ static int tok_name(const char *tok, char *out)
     }
     for (i = 0; i <= TOKEN_LEN; i++)
         out[i] = tok[i] >= 'A' && tok[i] <= 'Z' ? (char)(tok[i] - 'A' + 'a')
-                                                : tok[i];
+                                                 : tok[i];
     return 0;
 }
 
