@@ -20,7 +20,8 @@
 /* fsync a directory of the spool (relative path); -1 with errno. */
 int queue_fsync_dir(int spoolfd, const char *rel);
 
-/* uid may own spool files: us, or spool_user. */
+/* uid may own spool files: us, or spool_user (both as spool_open() found
+ * them: looked up once per process). */
 int spool_owner_ok(const struct spool *sp, uid_t uid);
 
 /* fd (a directory of the spool, named what) is a directory, not

@@ -64,15 +64,32 @@ int queue_fsync_dir(int spoolfd, const char *rel)
 
 /* ---------------------------------------------------------------- spool */
 
-int spool_owner_ok(const struct spool *sp, uid_t uid)
+/*
+ * Our user and spool_user's uid are looked up once per process, in
+ * spool_open(): every check of the ten queue directories and every claim
+ * compares against them, and a passwd lookup per check cost mmq-filter a
+ * read of /etc/passwd per directory.  A spool_user added to passwd while a
+ * daemon runs is seen after its restart (SIGHUP re-reads the configuration
+ * and opens the spool again).
+ */
+static void spool_learn_users(struct spool *sp)
 {
     struct passwd *pw;
 
-    if (uid == geteuid())
-        return 1;
-    if (sp->cfg->spool_user && (pw = getpwnam(sp->cfg->spool_user)) != NULL)
-        return uid == pw->pw_uid;
-    return 0;
+    sp->euid = geteuid();
+    sp->user_known = 0;
+    if (sp->cfg->spool_user && (pw = getpwnam(sp->cfg->spool_user)) != NULL) {
+        sp->user_uid = pw->pw_uid;
+        sp->user_known = 1;
+    }
+}
+
+static int spool_check_stat(const struct spool *sp, const struct stat *stp,
+                            const char *what, char *err, size_t errlen);
+
+int spool_owner_ok(const struct spool *sp, uid_t uid)
+{
+    return uid == sp->euid || (sp->user_known && uid == sp->user_uid);
 }
 
 int spool_check_dir(const struct spool *sp, int fd, const char *what, char *err,
@@ -83,6 +100,15 @@ int spool_check_dir(const struct spool *sp, int fd, const char *what, char *err,
     if (fstat(fd, &st) != 0)
         return err_set(err, errlen, errno, "%s/%s: %s", sp->path, what,
                        strerror(errno));
+    return spool_check_stat(sp, &st, what, err, errlen);
+}
+
+/* The checks of spool_check_dir() on a stat already made. */
+static int spool_check_stat(const struct spool *sp, const struct stat *stp,
+                            const char *what, char *err, size_t errlen)
+{
+    const struct stat st = *stp;
+
     if (!S_ISDIR(st.st_mode))
         return err_set(err, errlen, ENOTDIR, "%s/%s: not a directory", sp->path,
                        what);
@@ -130,6 +156,7 @@ int spool_open(struct spool *sp, const struct mmq_config *cfg, char *err,
         errno = e;
         return -1;
     }
+    spool_learn_users(sp);
     if (spool_check_dir(sp, sp->fd, ".", err, errlen) != 0)
         goto bad;
     for (i = -3; queue_names[i < 0 ? 0 : i]; i++) {
@@ -137,20 +164,28 @@ int spool_open(struct spool *sp, const struct mmq_config *cfg, char *err,
                         : i == -2 ? "lock"
                         : i == -1 ? "stage"
                                   : queue_names[i];
-        int fd =
-            openat(sp->fd, d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-            err_set(err, errlen,
-                    errno == ELOOP || errno == ENOTDIR ? EPERM : errno,
-                    "spool %s: %s/: %s%s", sp->path, d, strerror(errno),
-                    errno == ENOENT ? " (complete it with: mmqctl init)" : "");
+        /* One fstatat() per queue, not open+fstat+close: mmq-filter pays
+         * this once per message.  The refusals are those of an open with
+         * O_DIRECTORY | O_NOFOLLOW (a symlink: ELOOP, not a directory:
+         * ENOTDIR); the queues are then reached by name below sp->fd, so
+         * the check is as strong as before. */
+        struct stat st;
+        int e = 0;
+
+        if (fstatat(sp->fd, d, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            e = errno;
+        else if (S_ISLNK(st.st_mode))
+            e = ELOOP;
+        else if (!S_ISDIR(st.st_mode))
+            e = ENOTDIR;
+        if (e) {
+            err_set(err, errlen, e == ELOOP || e == ENOTDIR ? EPERM : e,
+                    "spool %s: %s/: %s%s", sp->path, d, strerror(e),
+                    e == ENOENT ? " (complete it with: mmqctl init)" : "");
             goto bad;
         }
-        if (spool_check_dir(sp, fd, d, err, errlen) != 0) {
-            close(fd);
+        if (spool_check_stat(sp, &st, d, err, errlen) != 0)
             goto bad;
-        }
-        close(fd);
     }
     return 0;
 bad : {

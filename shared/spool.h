@@ -32,6 +32,9 @@ struct spool {
     char token[128];              /* "#NODE#PID#START": our claim suffix */
     pid_t pid;
     unsigned long long start; /* our process start time */
+    uid_t euid;               /* ours, read once by spool_open() */
+    uid_t user_uid;           /* cfg->spool_user's, when user_known */
+    int user_known;           /* spool_user named and found (once) */
 };
 
 /*
