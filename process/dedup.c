@@ -35,11 +35,6 @@ static int ensure_dir(struct spool *sp, const char *rel, char *err,
     return 0;
 }
 
-static int sync_dir(struct spool *sp, const char *rel, char *err, size_t errlen)
-{
-    return spool_sync_dir(sp, rel, err, errlen);
-}
-
 /* The owner named in the mark at rel into first; -1 if unreadable. */
 static int read_mark(struct spool *sp, const char *rel, char *first)
 {
@@ -162,7 +157,7 @@ int dedup_check(struct spool *sp, int window, const char *list,
         if (rc < 0)
             return -1;
         if (rc == 0)
-            return sync_dir(sp, bucket, err, errlen) != 0 ? -1 : 0;
+            return spool_sync_dir(sp, bucket, err, errlen) != 0 ? -1 : 0;
         /* EEXIST: another process (node) marked it first: read it */
     }
     return err_set(err, errlen, EAGAIN,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "journal.h"
 #include "log.h"
 
@@ -193,20 +194,6 @@ static int make_dir(int at, const char *rel)
     return fchmodat(at, rel, DIR_MODE, 0);
 }
 
-/* fsync a directory of the spool */
-static int sync_dir(int at, const char *rel)
-{
-    int fd = openat(at, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, e;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
 int journal_open(struct spool *sp, const char *name, struct journal *j,
                  char *err, size_t errlen)
 {
@@ -229,7 +216,7 @@ int journal_open(struct spool *sp, const char *name, struct journal *j,
                     FILE_MODE);
         /* Once per journal: without it a power loss could lose the
          * journal's name, and with it every record. */
-        if (fd >= 0 && sync_dir(sp->fd, dir) != 0) {
+        if (fd >= 0 && fsync_dir_at(sp->fd, dir) != 0) {
             int e = errno;
             close(fd);
             return err_set(err, errlen, e, "fsync %s: %s", dir, strerror(e));

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "digest.h"
 #include "listdef.h"
 #include "log.h"
@@ -327,16 +328,11 @@ static int mkdirs_at(int fd, const char *rel)
     return mkdir_at(fd, path);
 }
 
+/* The member store accepts a file system that cannot fsync a directory
+ * (EINVAL), as it always did. */
 static int fsync_dirat(int fd, const char *rel)
 {
-    int d = openat(fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc;
-
-    if (d < 0)
-        return -1;
-    rc = fsync(d);
-    close(d);
-    return rc == 0 || errno == EINVAL ? 0 : -1;
+    return fsync_dir_at(fd, rel) == 0 || errno == EINVAL ? 0 : -1;
 }
 
 /* A temporary file "NODE.PID.N" of this node whose process is gone. */
@@ -928,11 +924,7 @@ static int replace_if_unchanged(const char *path, const struct stat *st,
     snprintf(dir, sizeof(dir), "%s", path);
     if ((slash = strrchr(dir, '/')))
         *slash = 0;
-    if ((fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >=
-        0) {
-        fsync(fd);
-        close(fd);
-    }
+    (void)fsync_dir_at(AT_FDCWD, slash ? dir : "."); /* as before: best effort */
     return 0;
 }
 
@@ -1012,14 +1004,23 @@ static int members_lock(const char *path)
     return -1;
 }
 
-int members_file_remove(const char *path, char **addrs, size_t n,
-                        size_t *removed, char *err, size_t errlen)
+/* An edit of the members file's lines (rewrite_members, append_members):
+ * 0 done, 1 changed meanwhile, -1 error. */
+typedef int members_edit_fn(const char *path, const struct buf *in,
+                            const struct stat *st, char **addrs, size_t n,
+                            size_t *count);
+
+/* Lock the file, then read, edit and replace it until it was unchanged
+ * meanwhile (5 tries): the loop both writers share. */
+static int members_file_edit(const char *path, members_edit_fn *edit,
+                             char **addrs, size_t n, size_t *count, char *err,
+                             size_t errlen)
 {
     struct buf in;
     struct stat st;
     int tries, rc = 1, lock;
 
-    *removed = 0;
+    *count = 0;
     if ((lock = members_lock(path)) < 0)
         return err_set(err, errlen, errno, "%s: cannot lock: %s", path,
                        strerror(errno));
@@ -1029,7 +1030,7 @@ int members_file_remove(const char *path, char **addrs, size_t n,
             rc = -1;
             break;
         }
-        rc = rewrite_members(path, &in, &st, addrs, n, removed);
+        rc = edit(path, &in, &st, addrs, n, count);
     }
     buf_free(&in);
     close(lock); /* after the rename: the next writer reads our file */
@@ -1039,6 +1040,13 @@ int members_file_remove(const char *path, char **addrs, size_t n,
     if (rc < 0)
         return err_set(err, errlen, errno, "%s: %s", path, strerror(errno));
     return 0;
+}
+
+int members_file_remove(const char *path, char **addrs, size_t n,
+                        size_t *removed, char *err, size_t errlen)
+{
+    return members_file_edit(path, rewrite_members, addrs, n, removed, err,
+                             errlen);
 }
 
 /* The file with the lines of the addresses not in it yet appended:
@@ -1083,33 +1091,13 @@ out:
 int members_file_add(const char *path, char **addrs, size_t n, size_t *added,
                      char *err, size_t errlen)
 {
-    struct buf in;
-    struct stat st;
     size_t i;
-    int tries, rc = 1, lock;
 
     *added = 0;
     for (i = 0; i < n; i++)
         if (!members_plausible(addrs[i]))
             return err_set(err, errlen, EINVAL, "\"%.80s\": not an address",
                            addrs[i]);
-    if ((lock = members_lock(path)) < 0)
-        return err_set(err, errlen, errno, "%s: cannot lock: %s", path,
-                       strerror(errno));
-    buf_init(&in);
-    for (tries = 0; tries < 5 && rc == 1; tries++) {
-        if (read_whole(path, &in, &st) != 0) {
-            rc = -1;
-            break;
-        }
-        rc = append_members(path, &in, &st, addrs, n, added);
-    }
-    buf_free(&in);
-    close(lock);
-    if (rc == 1)
-        return err_set(err, errlen, EAGAIN,
-                       "%s: changed while being rewritten, 5 times", path);
-    if (rc < 0)
-        return err_set(err, errlen, errno, "%s: %s", path, strerror(errno));
-    return 0;
+    return members_file_edit(path, append_members, addrs, n, added, err,
+                             errlen);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "fsutil.h"
 #include "journal.h"
 #include "log.h"
 #include "proc.h"
@@ -50,16 +51,7 @@ int queue_valid(const char *queue)
 /* fsync a directory of the spool (relative path). */
 int queue_fsync_dir(int spoolfd, const char *rel)
 {
-    int fd = openat(spoolfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc, e;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    e = errno;
-    close(fd);
-    errno = e;
-    return rc;
+    return fsync_dir_at(spoolfd, rel);
 }
 
 /* ---------------------------------------------------------------- spool */

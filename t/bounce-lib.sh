@@ -15,6 +15,10 @@
 #   bl_out_to ADDR              number of out/ entries with recipient ADDR
 #   kill_pid_b PID              SIGKILL PID if it is still an mmq-bounce
 MMQ_BOUNCE=${MMQ_BOUNCE:-$top_builddir/bounce/mmq-bounce}
+# mmq-filter under libfaketime: the installed one may be static, which
+# LD_PRELOAD cannot reach; the build's dynamic copy can be (Makefile.am)
+BL_FILTER=${MMQ_FILTER_DYNAMIC:-$top_builddir/t/tools/mmq-filter-dynamic}
+[ -x "$BL_FILTER" ] || BL_FILTER=$MMQ_FILTER
 BRC=
 BLOG=
 FT=
@@ -58,7 +62,7 @@ bl_bounce() {
     local list=$1 member=$2 status=$3 action=${4:-failed} when=${5:-}
     local verp="$list-bounces+${member%@*}=${member#*@}@$PL_DOMAIN"
     bl_dsn "$member" "$status" "$action" >"$T/bounce.msg"
-    at "$when" "$MMQ_FILTER" -c "$CONF" -f '' -r "$verp" "$list-bounces" \
+    at "$when" "$BL_FILTER" -c "$CONF" -f '' -r "$verp" "$list-bounces" \
         <"$T/bounce.msg" >/dev/null 2>"$T/bfilter.err" ||
         { diag "mmq-filter: $(cat "$T/bfilter.err")"; return 1; }
 }

@@ -128,7 +128,7 @@ probe-bounces+probe.*@$D) pass "a probe with its own VERP address: $probe" ;;
 *) fail "a probe with its own VERP address (got '$probe')" ;;
 esac
 bl_dsn p@example.org 5.1.1 >"$T/probe.msg"
-at "$(day 6)" "$MMQ_FILTER" -c "$CONF" -f '' -r "$probe" probe-bounces <"$T/probe.msg"
+at "$(day 6)" "$BL_FILTER" -c "$CONF" -f '' -r "$probe" probe-bounces <"$T/probe.msg"
 bl_run "$(day 6)"
 is "$(bl_state probe p@example.org "$(day 6)")" "disabled 0" "the probe's bounce disables"
 pl_clear_out
