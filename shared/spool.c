@@ -66,11 +66,15 @@ int queue_fsync_dir(int spoolfd, const char *rel)
 
 int spool_owner_ok(const struct spool *sp, uid_t uid)
 {
-    struct passwd *pw;
+    struct passwd pwbuf, *pw = NULL;
+    char buf[4096];
 
     if (uid == geteuid())
         return 1;
-    if (sp->cfg->spool_user && (pw = getpwnam(sp->cfg->spool_user)) != NULL)
+    /* getpwnam_r: queue_list() checks buckets from several threads */
+    if (sp->cfg->spool_user &&
+        getpwnam_r(sp->cfg->spool_user, &pwbuf, buf, sizeof(buf), &pw) == 0 &&
+        pw)
         return uid == pw->pw_uid;
     return 0;
 }
@@ -92,9 +96,11 @@ int spool_check_dir(const struct spool *sp, int fd, const char *what, char *err,
                        sp->path, what);
     if (!spool_owner_ok(sp, st.st_uid)) {
         /* say what to do: run as the owner (or name it in spool_user) */
-        struct passwd *pw = getpwuid(st.st_uid);
-        char owner[64];
+        struct passwd pwbuf, *pw = NULL;
+        char owner[64], buf[4096];
 
+        if (getpwuid_r(st.st_uid, &pwbuf, buf, sizeof(buf), &pw) != 0)
+            pw = NULL;
         snprintf(owner, sizeof(owner), "%s", pw ? pw->pw_name : "OWNER");
         return err_set(err, errlen, EPERM,
                        "%s/%s: owned by uid %ld (%s), not by us (uid %ld) nor "
