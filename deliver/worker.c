@@ -132,15 +132,51 @@ static double now_f(void)
     return (double)tv.tv_sec + tv.tv_usec / 1e6;
 }
 
+/*
+ * Counts not yet added to this node's counters file.  Adding takes an
+ * open, an flock, a read, a write and a close of SPOOL/stats/NODE: on
+ * GlusterFS about 19 ms per transaction, most of a one-recipient entry's
+ * cost.  So a worker adds at most once per COUNT_FLUSH_SECS and when its
+ * session ends; a kill -9 loses at most that second's counts, which
+ * counters.h allows ("a crash may lose the increments of the moment"):
+ * monitoring figures, not mail.
+ */
+#define COUNT_FLUSH_SECS 1.0
+static uint64_t unflushed[CNT_N];
+static double last_flush;
+
+static void count_flush(struct batch *b)
+{
+    char err[QUEUE_ERR_MAX];
+    size_t i, any = 0;
+
+    for (i = 0; i < CNT_N; i++)
+        any |= unflushed[i] != 0;
+    last_flush = now_f();
+    if (!any)
+        return;
+    if (counters_add(b->sp, unflushed, err, sizeof(err)) != 0)
+        log_warn("counters: %s", err);
+    memset(unflushed, 0, sizeof(unflushed));
+}
+
 /* Add to this node's counters (mmqctl stats --prometheus); best effort. */
+static void count_add(struct batch *b, const uint64_t d[CNT_N])
+{
+    size_t i;
+
+    for (i = 0; i < CNT_N; i++)
+        unflushed[i] += d[i];
+    if (now_f() - last_flush >= COUNT_FLUSH_SECS)
+        count_flush(b);
+}
+
 static void count(struct batch *b, enum counter c, size_t n)
 {
     uint64_t d[CNT_N] = {0};
-    char err[QUEUE_ERR_MAX];
 
     d[c] = n;
-    if (n && counters_add(b->sp, d, err, sizeof(err)) != 0)
-        log_warn("counters: %s", err);
+    count_add(b, d);
 }
 
 /* ---------------------------------------------------------------- DSN */
@@ -571,7 +607,6 @@ static void log_txn(struct batch *b, const struct wtxn *w)
 {
     size_t k, sent = 0, first = 0;
     uint64_t d[CNT_N] = {0};
-    char err[QUEUE_ERR_MAX];
 
     for (k = 0; k < w->t.nrcpt; k++) {
         unsigned char s = w->e->state[w->idx[k]];
@@ -582,8 +617,7 @@ static void log_txn(struct batch *b, const struct wtxn *w)
         if (s == R_SENT && sent++ == 0)
             first = k;
     }
-    if (counters_add(b->sp, d, err, sizeof(err)) != 0)
-        log_warn("counters: %s", err);
+    count_add(b, d);
     if (sent > 0)
         log_line(b, w, w->t.rcpt[first], sent - 1, &w->t.msg, "sent");
     for (k = 0; k < w->t.nrcpt; k++) {
@@ -634,6 +668,7 @@ static void txn_done(struct smtp_txn *t, void *arg)
                 queue_unclaim(&b->e[i].c, err, sizeof(err)) != 0)
                 log_error("%s: %s", b->e[i].c.qn.name, err);
         sync_removed(b->sp);
+        count_flush(b);
         log_info("%s", worker_stop  ? "stopping on SIGTERM after a recorded "
                                       "transaction"
                        : b->cut_off ? "stopping: the spool cannot be written, "
@@ -827,6 +862,8 @@ int worker_run(struct spool *sp, const struct mmq_config *cfg,
     b.sp = sp;
     b.cfg = cfg;
     b.last_sync = now_f();
+    last_flush = b.last_sync;
+    memset(unflushed, 0, sizeof(unflushed)); /* the master's are its own */
     if (!(b.e = calloc(n ? n : 1, sizeof(*b.e))))
         return 75;
     /* A session holds every recipient of its entries in memory (about
@@ -884,6 +921,7 @@ int worker_run(struct spool *sp, const struct mmq_config *cfg,
             finalize(&b, &b.e[i]);
     }
     sync_removed(sp);
+    count_flush(&b);
     return 0;
 }
 
@@ -926,6 +964,7 @@ void worker_salvage(struct spool *sp, const struct mmq_config *cfg,
         if (idx && e.why && envelope_set(&e.env.last_error, why) == 0 &&
             queue_dsn(&b, &e, idx, env.nrcpt, "failed", "4.4.7") == 0 &&
             queue_done(&c, err, sizeof(err)) == 0) {
+            count_flush(&b); /* the master has no session end to wait for */
             log_info("%s: %zu recipients expired after %d s (max_lifetime) "
                      "and its delivery process died (%s): returned to sender",
                      qn->name, env.nrcpt, cfg->max_lifetime, why);

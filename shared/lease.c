@@ -138,19 +138,30 @@ static int hb_name(char *out, size_t len, const char *stage, const char *holder)
 }
 
 /* The heartbeat counter in file name, -1 if missing or unreadable. */
-static long long hb_seq(int dfd, const char *name, long long *wall)
+/* The sequence number (and wall time) of a heartbeat's text buf. */
+static long long hb_parse_seq(const char *buf, long long *wall)
 {
-    char buf[LEASE_FILE_MAX], v[32];
+    char v[32];
     long long seq;
 
     if (wall)
         *wall = 0;
-    if (read_small(dfd, name, buf, sizeof(buf)) < 0 ||
-        field(buf, "seq", v, sizeof(v)) != 0 || sscanf(v, "%lld", &seq) != 1)
+    if (field(buf, "seq", v, sizeof(v)) != 0 || sscanf(v, "%lld", &seq) != 1)
         return -1;
     if (wall && field(buf, "wall", v, sizeof(v)) == 0)
         sscanf(v, "%lld", wall);
     return seq;
+}
+
+static long long hb_seq(int dfd, const char *name, long long *wall)
+{
+    char buf[LEASE_FILE_MAX];
+
+    if (wall)
+        *wall = 0;
+    if (read_small(dfd, name, buf, sizeof(buf)) < 0)
+        return -1;
+    return hb_parse_seq(buf, wall);
 }
 
 /* Write content to our own temporary name; fsync when asked. */
@@ -452,6 +463,7 @@ static void drop(struct lease_set *ls, unsigned i)
     struct lease_slice *s = &ls->s[i];
 
     s->mine = 0;
+    s->read_gen = 0;
     s->handing_back = 0;
     s->valid_until = 0;
     s->obs_set = 0;
@@ -532,8 +544,20 @@ static void tend_mine(struct lease_set *ls, unsigned i, uint64_t top, double t0,
     struct gen_info g;
     char err[QUEUE_ERR_MAX];
 
-    read_gen(ls->dfd, ls->stage, i, s->gen, &g);
+    /* A generation file is written once (made by link(2), never changed
+     * in place), so once we read it naming us it names us for good: what
+     * can take the slice from us is a newer generation (top > s->gen),
+     * which scan_gens() finds.  Reading it again each round cost four
+     * round trips per held slice on GlusterFS. */
+    memset(&g, 0, sizeof(g));
+    if (s->read_gen != s->gen || top > s->gen)
+        read_gen(ls->dfd, ls->stage, i, s->gen, &g);
+    else {
+        g.readable = 1;
+        snprintf(g.holder, sizeof(g.holder), "%s", ls->me);
+    }
     if (top > s->gen || !g.readable || strcmp(g.holder, ls->me) != 0) {
+        s->read_gen = 0;
         log_warn("lease %s %u: lost (generation %" PRIu64 " is not ours): "
                  "stopping work on it",
                  ls->stage, i, top);
@@ -541,6 +565,7 @@ static void tend_mine(struct lease_set *ls, unsigned i, uint64_t top, double t0,
         s->gen = top;
         return;
     }
+    s->read_gen = s->gen;
     if (t0 >= s->valid_until) {
         /* We were not renewed in time; somebody may be taking over.
          * Never resume on a lapsed lease: take a new generation. */
@@ -697,7 +722,9 @@ static int read_peers(int dfd, struct lease_peer *out, size_t max)
         if (parse_hb_name(de->d_name, p) != 0 ||
             read_small(dfd, de->d_name, buf, sizeof(buf)) < 0)
             continue;
-        p->seq = hb_seq(dfd, de->d_name, &p->wall);
+        /* from the text just read: reading the file again cost another
+         * open, read and close per heartbeat per round over FUSE */
+        p->seq = hb_parse_seq(buf, &p->wall);
         /* only well-formed values count: a boot id (36 characters of hex
          * and '-') and a SHA-1 in hex; anything else is as if absent, so
          * that a damaged heartbeat never makes us refuse to run */

@@ -91,6 +91,7 @@ struct lease_slice {
     char want_hb[200];
     int want_written; /* we (the owner) asked for it back */
     int lock_fd;      /* per-node slice lock for standby slices */
+    uint64_t read_gen; /* mine: generation whose file we read as ours, or 0 */
 };
 
 struct lease_peer_obs; /* lease.c */

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +199,114 @@ static int list_bucket(struct spool *sp, const char *queue, unsigned b,
     return 0;
 }
 
+/*
+ * Listing a queue means opening and reading up to 256 bucket directories.
+ * On a local disk that is a few microseconds each; over FUSE (GlusterFS)
+ * every open and every getdents is a network round trip, and 256 of them
+ * one after the other took 1-2 s per listing on this machine: the
+ * delivery agent lists several times per dispatch cycle (recovery,
+ * deferred/, out/), so that was most of a cluster node's delivery time.
+ * The buckets are therefore read by LIST_THREADS threads at once, each
+ * taking the next wanted bucket: the same operations, in the same
+ * directories, only overlapped (measured: 256 buckets in 0.2-0.3 s with
+ * 4 threads instead of 1.0-1.2 s).  Nothing changes for safety: a listing
+ * only reads, and what it returns is, as before, a snapshot that may be
+ * stale by the time the caller acts on it (claims decide, never lists).
+ * Without threads (pthread_create failing) the caller reads them alone.
+ */
+#define LIST_THREADS 4
+#define LIST_THREADS_MIN_BUCKETS 16 /* below this, threads cost more */
+
+struct list_job {
+    struct spool *sp;
+    const char *queue;
+    const struct slice_set *set;
+    const unsigned char *want;
+    int flags;
+    size_t max;
+    unsigned *next; /* the next bucket to take, shared by the threads */
+    struct qlist out;
+    int failed_bucket; /* the bucket that failed, or -1 */
+    int error;         /* its errno */
+    char err[QUEUE_ERR_MAX];
+};
+
+static void *list_worker(void *arg)
+{
+    struct list_job *j = arg;
+    unsigned b;
+
+    while ((b = __atomic_fetch_add(j->next, 1, __ATOMIC_RELAXED)) <
+           SLICE_BUCKETS) {
+        if (!j->want[b])
+            continue;
+        if (list_bucket(j->sp, j->queue, b, j->set, j->flags, j->max, &j->out,
+                        j->err, sizeof(j->err)) != 0) {
+            j->failed_bucket = (int)b;
+            j->error = errno;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Read the wanted buckets with up to LIST_THREADS threads into out. */
+static int list_buckets(struct spool *sp, const char *queue,
+                        const struct slice_set *set, const unsigned char *want,
+                        int flags, size_t max, struct qlist *out, char *err,
+                        size_t errlen)
+{
+    struct list_job job[LIST_THREADS];
+    pthread_t tid[LIST_THREADS];
+    sigset_t all, old;
+    unsigned next = 0, b, nwant = 0;
+    int i, nt = 0, rc = 0, failed = -1, fi = -1;
+
+    for (b = 0; b < SLICE_BUCKETS; b++)
+        nwant += want[b];
+    memset(job, 0, sizeof(job));
+    for (i = 0; i < LIST_THREADS; i++) {
+        job[i].sp = sp;
+        job[i].queue = queue;
+        job[i].set = set;
+        job[i].want = want;
+        job[i].flags = flags;
+        job[i].max = max;
+        job[i].next = &next;
+        job[i].failed_bucket = -1;
+    }
+    /* The threads take no signals: the agent's handlers and its poll()
+     * stay with the main thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (i = 1; nwant >= LIST_THREADS_MIN_BUCKETS && i < LIST_THREADS; i++) {
+        if (pthread_create(&tid[i - 1], NULL, list_worker, &job[i]) != 0)
+            break;
+        nt++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    list_worker(&job[0]);
+    for (i = 0; i < nt; i++)
+        pthread_join(tid[i], NULL);
+    for (i = 0; i <= nt; i++) {
+        if (job[i].failed_bucket >= 0 &&
+            (failed < 0 || job[i].failed_bucket < failed)) {
+            failed = job[i].failed_bucket;
+            fi = i;
+        }
+        for (size_t k = 0; rc == 0 && k < job[i].out.n; k++)
+            if (qlist_push(out, &job[i].out.v[k]) != 0)
+                rc = err_set(err, errlen, ENOMEM, "out of memory");
+        qlist_free(&job[i].out);
+    }
+    if (rc == 0 && fi >= 0) {
+        snprintf(err, errlen, "%s", job[fi].err);
+        errno = job[fi].error;
+        rc = -1;
+    }
+    return rc;
+}
+
 int queue_list(struct spool *sp, const char *queue, const struct slice_set *set,
                int flags, size_t max, struct qlist *out, char *err,
                size_t errlen)
@@ -215,10 +325,8 @@ int queue_list(struct spool *sp, const char *queue, const struct slice_set *set,
         for (b = first; b <= last; b++)
             want[b] = 1;
     }
-    for (b = 0; b < SLICE_BUCKETS; b++)
-        if (want[b] &&
-            list_bucket(sp, queue, b, set, flags, max, out, err, errlen) != 0)
-            return -1;
+    if (list_buckets(sp, queue, set, want, flags, max, out, err, errlen) != 0)
+        return -1;
     if (out->n > 1)
         qsort(out->v, out->n, sizeof(out->v[0]), qname_cmp);
     if (max && out->n > max)

@@ -62,7 +62,8 @@ int queue_fsync_dir(int spoolfd, const char *rel)
  * compares against them, and a passwd lookup per check cost mmq-filter a
  * read of /etc/passwd per directory.  A spool_user added to passwd while a
  * daemon runs is seen after its restart (SIGHUP re-reads the configuration
- * and opens the spool again).
+ * and opens the spool again).  spool_owner_ok() then only compares, which
+ * is also what makes it safe in queue_list()'s reader threads.
  */
 static void spool_learn_users(struct spool *sp)
 {
@@ -110,9 +111,11 @@ static int spool_check_stat(const struct spool *sp, const struct stat *stp,
                        sp->path, what);
     if (!spool_owner_ok(sp, st.st_uid)) {
         /* say what to do: run as the owner (or name it in spool_user) */
-        struct passwd *pw = getpwuid(st.st_uid);
-        char owner[64];
+        struct passwd pwbuf, *pw = NULL;
+        char owner[64], buf[4096];
 
+        if (getpwuid_r(st.st_uid, &pwbuf, buf, sizeof(buf), &pw) != 0)
+            pw = NULL;
         snprintf(owner, sizeof(owner), "%s", pw ? pw->pw_name : "OWNER");
         return err_set(err, errlen, EPERM,
                        "%s/%s: owned by uid %ld (%s), not by us (uid %ld) nor "
