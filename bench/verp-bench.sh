@@ -39,6 +39,7 @@
 #                   cost)
 #   VERP_SIZES="1000 10000"
 #   BENCH_KEEP=1    keep the temporary directory
+#   BENCH_POSTFIX=0 no Postfix runs
 #   BENCH_PERF=CMD  run mmq-deliver under CMD for one more 10,000 run
 #                   (e.g. "perf record -g -o /tmp/verp.data --"; output
 #                   kept in $W, see BENCH_KEEP)
@@ -92,7 +93,10 @@ PF=
 # shellcheck disable=SC2317
 cleanup() {
     local pid
-    [ -n "$BG_PID" ] && { kill -TERM "$BG_PID" 2>/dev/null; wait "$BG_PID" 2>/dev/null; }
+    if [ -n "$BG_PID" ]; then
+        kill -TERM "$BG_PID" 2>/dev/null || true
+        wait "$BG_PID" 2>/dev/null || true
+    fi
     if [ -n "$PF" ]; then
         "$POSTFIX" -c "$PF" stop >/dev/null 2>&1 || true
         pid=$(tr -dc 0-9 <"$W/pfq/pid/master.pid" 2>/dev/null || true)
@@ -103,7 +107,10 @@ cleanup() {
         [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = /usr/lib/postfix/sbin/master ] &&
             kill -KILL "$pid" 2>/dev/null
     fi
-    [ -n "$SINK_PID" ] && { kill -TERM "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; }
+    if [ -n "$SINK_PID" ]; then
+        kill -TERM "$SINK_PID" 2>/dev/null || true
+        wait "$SINK_PID" 2>/dev/null || true
+    fi
     rm -rf "$D"
     if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "verp-bench: kept $W"; else rm -rf "$W"; fi
 }
@@ -312,7 +319,9 @@ echo "mmq:       $DELIVER (libESMTP $(pkg-config --modversion libesmtp-1.0 2>/de
 echo "sink:      $SMTP_SINK -u nobody -d DIR/d. 127.0.0.1:$SINK_PORT 1024, dumps on $(stat -f -c %T "$D")"
 echo "message:   4096 bytes; figures: median of REPEAT=$REPEAT runs"
 HAVE_PF=0
-if postfix_start; then
+if [ "${BENCH_POSTFIX:-1}" = 0 ]; then
+    echo "Postfix:   SKIPPED: BENCH_POSTFIX=0"
+elif postfix_start; then
     HAVE_PF=1
     echo "Postfix:   $(/usr/sbin/postconf -c "$PF" -h mail_version) (postfix -c $PF start), relayhost the sink"
 else
