@@ -40,6 +40,8 @@
 #   VERP_SIZES="1000 10000"
 #   BENCH_KEEP=1    keep the temporary directory
 #   BENCH_POSTFIX=0 no Postfix runs
+#   BUILD_BASE=DIR  a second mmq build (e.g. the branch's base) measured in
+#                   the same run, beside BUILD: the ratio new/base
 #   BENCH_PERF=CMD  run mmq-deliver under CMD for one more 10,000 run
 #                   (e.g. "perf record -g -o /tmp/verp.data --"; output
 #                   kept in $W, see BENCH_KEEP)
@@ -70,6 +72,11 @@ DELIVER=$BUILD/deliver/mmq-deliver
 MMQCTL=$BUILD/ctl/mmqctl
 MKENTRY=$BUILD/t/tools/mkentry
 for p in "$DELIVER" "$MMQCTL" "$MKENTRY"; do [ -x "$p" ] || die "no $p (BUILD=$BUILD)"; done
+[ -x /usr/bin/time ] || die "no /usr/bin/time (Debian package time)"
+if [ -n "${BUILD_BASE:-}" ]; then
+    BUILD_BASE=$(cd "$BUILD_BASE" && pwd) && [ -x "$BUILD_BASE/deliver/mmq-deliver" ] ||
+        die "no deliver/mmq-deliver in BUILD_BASE"
+fi
 if nm "$DELIVER" 2>/dev/null | grep -q '__asan_init\|__ubsan_handle'; then
     die "$DELIVER is a sanitizer build: its figures would mean nothing"
 fi
@@ -176,7 +183,9 @@ entry_size() {
     [ "$s" -gt 500 ] && s=500
     echo "$s"
 }
-# mmq_run N [wrapper...]: LAST = wall seconds of mmq-deliver -1
+# mmq_run N [wrapper...]: LAST = wall seconds of mmq-deliver -1, LAST_CPU
+# = CPU seconds (user + system) of its whole process tree
+DELIVER_NOW=$DELIVER
 mmq_run() {
     local n=$1 t0 rc=0
     shift
@@ -185,10 +194,11 @@ mmq_run() {
     sync -f "$W/spool" 2>/dev/null || sync
     clear_dumps
     t0=$EPOCHREALTIME
-    "$@" "$DELIVER" -c "$W/mmq.conf" -1 -e 2>"$W/deliver.log" &
+    "$@" /usr/bin/time -f '%U %S' -o "$W/cpu" "$DELIVER_NOW" -c "$W/mmq.conf" -1 -e 2>"$W/deliver.log" &
     BG_PID=$!
     wait "$BG_PID" || rc=$?
     LAST=$(elapsed "$t0" "$EPOCHREALTIME")
+    LAST_CPU=$(awk 'END { printf "%.3f", $1 + $2 }' "$W/cpu")
     BG_PID=
     [ "$rc" -eq 0 ] || { tail -n 20 "$W/deliver.log" >&2; die "mmq-deliver exited with $rc"; }
     [ -z "$(find "$W/spool/out" "$W/spool/deferred" "$W/spool/bad" -type f 2>/dev/null)" ] ||
@@ -299,16 +309,19 @@ floor_run() {
     check_sink "$1" "smtp-source -s $2 -m $1"
 }
 
-declare -A T RUNS
+declare -A T RUNS CPU
 # measure KEY FUNCTION ARGS...: the median of REPEAT runs
 measure() {
-    local key=$1 all=() r
+    local key=$1 all=() cpu=() r
     shift
     for ((r = 0; r < REPEAT; r++)); do
+        LAST_CPU=
         "$@"
         all+=("$LAST")
+        cpu+=("${LAST_CPU:-0}")
     done
     T[$key]=$(median "${all[@]}")
+    CPU[$key]=$(median "${cpu[@]}")
     RUNS[$key]=$(printf '%s\n' "${all[@]}" | awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 }')
 }
 show() { printf '  %-46s %7.3f s %7s RCPT/s  (runs: %s)\n' "$1" "${T[$2]}" "$(rate "$3" "${T[$2]}")" "${RUNS[$2]}"; }
@@ -336,6 +349,16 @@ for n in $VERP_SIZES; do
     say "VERP post to $n members"
     measure "mmq$n" mmq_run "$n"
     show "mmq-deliver -1, entries of $(entry_size "$n")" "mmq$n" "$n"
+    printf '  %-46s %7.3f s CPU (user + system, all processes), %.0f us per transaction\n' "" \
+        "${CPU[mmq$n]}" "$(awk -v c="${CPU[mmq$n]}" -v n="$n" 'BEGIN { print c / n * 1e6 }')"
+    if [ -n "${BUILD_BASE:-}" ]; then
+        DELIVER_NOW=$BUILD_BASE/deliver/mmq-deliver
+        measure "base$n" mmq_run "$n"
+        DELIVER_NOW=$DELIVER
+        show "BUILD_BASE's mmq-deliver -1, same entries" "base$n" "$n"
+        printf '  %-46s %7.3f s CPU, %.0f us per transaction\n' "" "${CPU[base$n]}" \
+            "$(awk -v c="${CPU[base$n]}" -v n="$n" 'BEGIN { print c / n * 1e6 }')"
+    fi
     if [ "$HAVE_PF" = 1 ]; then
         measure "pf$n" postfix_run "$n"
         show "Postfix sendmail -XV (until the sink has all)" "pf$n" "$n"
@@ -368,4 +391,10 @@ for n in $VERP_SIZES; do
     fi
     printf '%-8s %8s %8s %8s %8s %10s %10s %10s\n' "$n" "$m" "$p" "$f10" "$f1" "$(ratio "$m" "$f10")" "$(ratio "$m" "$f1")" "$rp"
 done
+if [ -n "${BUILD_BASE:-}" ]; then
+    for n in $VERP_SIZES; do
+        printf 'against BUILD_BASE, %s members: %s x the RCPT/s, %s x the CPU per transaction\n' "$n" \
+            "$(ratio "${T[base$n]}" "${T[mmq$n]}")" "$(ratio "${CPU[mmq$n]}" "${CPU[base$n]}")"
+    done
+fi
 echo "goals (issue 16, 10,000 members): mmq/-s10 >= 0.5, mmq/Postfix >= 10"

@@ -95,6 +95,13 @@ struct batch {
     int cut_off;       /* the spool cannot be written at all: stop sending */
     unsigned unsynced; /* transactions journaled since the last sync */
     double last_sync;
+    /* per-transaction counters, added to the node's file at most once
+     * per JOURNAL_SYNC_TXNS transactions or JOURNAL_SYNC_SECS (a flock and
+     * a rewrite of stats/NODE per transaction cost more than the journal's
+     * record); a kill -9 loses at most those counts: statistics, not mail */
+    uint64_t counts[CNT_N];
+    unsigned uncounted; /* transactions in counts[] */
+    double last_count;
 };
 
 /*
@@ -311,10 +318,28 @@ static const char *first_retry_reason(const struct went *e)
     return NULL;
 }
 
+/* Add the counts gathered since the last time to the node's counters. */
+static void flush_counts(struct batch *b)
+{
+    char err[QUEUE_ERR_MAX];
+    size_t k;
+    int any = 0;
+
+    for (k = 0; k < CNT_N; k++)
+        any |= b->counts[k] != 0;
+    if (any && counters_add(b->sp, b->counts, err, sizeof(err)) != 0)
+        log_warn("counters: %s", err);
+    memset(b->counts, 0, sizeof(b->counts));
+    b->uncounted = 0;
+    b->last_count = now_f();
+}
+
 /* fdatasync every journal written to since the last time. */
 static void sync_journals(struct batch *b)
 {
     size_t i;
+
+    flush_counts(b);
 
     for (i = 0; i < b->ne; i++)
         if (journal_sync(&b->e[i].j) != 0) {
@@ -570,20 +595,19 @@ static void log_line(struct batch *b, const struct wtxn *w, const char *to,
 static void log_txn(struct batch *b, const struct wtxn *w)
 {
     size_t k, sent = 0, first = 0;
-    uint64_t d[CNT_N] = {0};
-    char err[QUEUE_ERR_MAX];
 
     for (k = 0; k < w->t.nrcpt; k++) {
         unsigned char s = w->e->state[w->idx[k]];
 
-        d[s == R_SENT     ? CNT_SENT
-          : s == R_FAILED ? CNT_BOUNCED
-                          : CNT_DEFERRED]++;
+        b->counts[s == R_SENT     ? CNT_SENT
+                  : s == R_FAILED ? CNT_BOUNCED
+                                  : CNT_DEFERRED]++;
         if (s == R_SENT && sent++ == 0)
             first = k;
     }
-    if (counters_add(b->sp, d, err, sizeof(err)) != 0)
-        log_warn("counters: %s", err);
+    if (++b->uncounted >= JOURNAL_SYNC_TXNS ||
+        now_f() - b->last_count >= JOURNAL_SYNC_SECS)
+        flush_counts(b);
     if (sent > 0)
         log_line(b, w, w->t.rcpt[first], sent - 1, &w->t.msg, "sent");
     for (k = 0; k < w->t.nrcpt; k++) {
@@ -826,7 +850,7 @@ int worker_run(struct spool *sp, const struct mmq_config *cfg,
     memset(&b, 0, sizeof(b));
     b.sp = sp;
     b.cfg = cfg;
-    b.last_sync = now_f();
+    b.last_sync = b.last_count = now_f();
     if (!(b.e = calloc(n ? n : 1, sizeof(*b.e))))
         return 75;
     /* A session holds every recipient of its entries in memory (about
@@ -884,6 +908,7 @@ int worker_run(struct spool *sp, const struct mmq_config *cfg,
             finalize(&b, &b.e[i]);
     }
     sync_removed(sp);
+    flush_counts(&b);
     return 0;
 }
 
