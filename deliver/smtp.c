@@ -312,9 +312,27 @@ struct msgsrc {
     off_t pos, end;
     int prev_cr;
     int prefix_sent; /* t->prefix went out (first chunk) */
-    char in[SRC_CHUNK];
-    char out[2 * SRC_CHUNK];
 };
+
+/*
+ * The buffers behind every message of the process: libESMTP reads one
+ * message at a time and is done with a chunk when it asks for the next, so
+ * one pair serves all (a pair per message was 192 KiB malloc()ed and
+ * free()d per transaction).  A message that fits in one chunk is kept
+ * converted: the next transaction of the same message (VERP, per-member
+ * headers: one transaction per recipient of an entry) is sent from it
+ * without reading or converting again.  The key is the descriptor and the
+ * range; smtp_run() forgets it at its start, as the caller's descriptors
+ * may be reused between runs.  A claimed entry's file is never written in
+ * place (rewrites make a new file), so the bytes behind a key cannot
+ * change within a run.
+ */
+static char src_in[SRC_CHUNK], src_out[2 * SRC_CHUNK];
+static struct {
+    int fd;
+    off_t off, end;
+    size_t len; /* src_out[0..len) is the whole message, CRLF */
+} src_cached = {-1, 0, 0, 0};
 
 /*
  * libESMTP pulls the message through this callback; *ctx is ours to
@@ -349,20 +367,27 @@ static const char *msg_source(void **ctx, int *len, void *arg)
         return NULL;
     }
     if (!s->prefix_sent && t->prefix && t->prefix_len > 0 &&
-        t->prefix_len <= sizeof(s->out)) {
-        /* the transaction's own header lines, then the queued message */
+        t->prefix_len <= sizeof(src_out)) {
+        /* the transaction's own header lines, then the queued message;
+         * returned from the caller's buffer: src_out may hold the cache */
         s->prefix_sent = 1;
-        memcpy(s->out, t->prefix, t->prefix_len);
         *len = (int)t->prefix_len;
-        return s->out;
+        return t->prefix;
     }
     if (s->pos >= s->end) {
         *len = 0;
         return NULL;
     }
+    if (s->pos == t->off && src_cached.fd == t->fd &&
+        src_cached.off == t->off && src_cached.end == s->end) {
+        s->pos = s->end;
+        *len = (int)src_cached.len;
+        return src_out;
+    }
+    src_cached.fd = -1;
     do
         n = pread(
-            t->fd, s->in,
+            t->fd, src_in,
             (size_t)(s->end - s->pos < SRC_CHUNK ? s->end - s->pos : SRC_CHUNK),
             s->pos);
     while (n < 0 && errno == EINTR);
@@ -373,15 +398,21 @@ static const char *msg_source(void **ctx, int *len, void *arg)
         _exit(75);
     }
     for (i = 0; i < n; i++) {
-        char c = s->in[i];
+        char c = src_in[i];
         if (c == '\n' && !s->prev_cr)
-            s->out[o++] = '\r';
-        s->out[o++] = c;
+            src_out[o++] = '\r';
+        src_out[o++] = c;
         s->prev_cr = c == '\r';
+    }
+    if (s->pos == t->off && s->pos + n == s->end) { /* all in one chunk */
+        src_cached.fd = t->fd;
+        src_cached.off = t->off;
+        src_cached.end = s->end;
+        src_cached.len = o;
     }
     s->pos += n;
     *len = (int)o;
-    return s->out;
+    return src_out;
 }
 
 /* ------------------------------------------------------------ session */
@@ -398,6 +429,7 @@ struct run {
     char tls_problem[128];
     int required_tls;
     int no_8bitmime; /* SMTP_EV_EXTNA_8BITMIME: the relay lacks it */
+    size_t last_sent; /* after txn[last_sent - 1] ended (on_event) */
 };
 
 struct txn_priv {
@@ -462,12 +494,15 @@ static void on_event(smtp_session_t s, int ev, void *arg, ...)
         break;
     case SMTP_EV_MESSAGESENT: {
         smtp_message_t m = va_arg(ap, smtp_message_t);
-        for (i = 0; i < run->n; i++) {
-            struct smtp_txn *t = run->txn[i];
+        /* messages end in the order they were added: look from the one
+         * after the last (a search from 0 made a session O(n^2)) */
+        for (size_t k = 0; k < run->n; k++) {
+            struct smtp_txn *t = run->txn[i = (run->last_sent + k) % run->n];
             if (((struct txn_priv *)t->priv)->m == m && !t->completed) {
                 collect(t);
                 /* A 354 never came: DATA refused, still "sent" here. */
                 t->completed = 1;
+                run->last_sent = i + 1;
                 run->done(t, run->arg);
                 break;
             }
@@ -679,6 +714,7 @@ int smtp_run(const struct mmq_config *cfg, struct smtp_txn **txn, size_t n,
     size_t i, incomplete = 0;
     int rc = -1, any_rcpt = 0, plain = 0, skip_8bit = 0, ran;
 
+    src_cached.fd = -1; /* the caller's descriptors may be new */
 again:
     tls_verify_err[0] = 0;
     memset(&run, 0, sizeof(run));
