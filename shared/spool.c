@@ -77,12 +77,38 @@ static void spool_learn_users(struct spool *sp)
     }
 }
 
-static int spool_check_stat(const struct spool *sp, const struct stat *stp,
-                            const char *what, char *err, size_t errlen);
-
 int spool_owner_ok(const struct spool *sp, uid_t uid)
 {
     return uid == sp->euid || (sp->user_known && uid == sp->user_uid);
+}
+
+/* The checks of spool_check_dir() on a stat already made. */
+static int spool_check_stat(const struct spool *sp, const struct stat *st,
+                            const char *what, char *err, size_t errlen)
+{
+    if (!S_ISDIR(st->st_mode))
+        return err_set(err, errlen, ENOTDIR, "%s/%s: not a directory", sp->path,
+                       what);
+    if (st->st_mode & S_IWOTH)
+        return err_set(err, errlen, EPERM,
+                       "%s/%s: world-writable: refusing an unsafe spool",
+                       sp->path, what);
+    if (!spool_owner_ok(sp, st->st_uid)) {
+        /* say what to do: run as the owner (or name it in spool_user) */
+        struct passwd pwbuf, *pw = NULL;
+        char owner[64], buf[4096];
+
+        if (getpwuid_r(st->st_uid, &pwbuf, buf, sizeof(buf), &pw) != 0)
+            pw = NULL;
+        snprintf(owner, sizeof(owner), "%s", pw ? pw->pw_name : "OWNER");
+        return err_set(err, errlen, EPERM,
+                       "%s/%s: owned by uid %ld (%s), not by us (uid %ld) nor "
+                       "by spool_user: refusing an unsafe spool; run as the "
+                       "spool's owner: runuser -u %s -- %s ...",
+                       sp->path, what, (long)st->st_uid, owner, (long)sp->euid,
+                       owner, log_progname());
+    }
+    return 0;
 }
 
 int spool_check_dir(const struct spool *sp, int fd, const char *what, char *err,
@@ -94,37 +120,6 @@ int spool_check_dir(const struct spool *sp, int fd, const char *what, char *err,
         return err_set(err, errlen, errno, "%s/%s: %s", sp->path, what,
                        strerror(errno));
     return spool_check_stat(sp, &st, what, err, errlen);
-}
-
-/* The checks of spool_check_dir() on a stat already made. */
-static int spool_check_stat(const struct spool *sp, const struct stat *stp,
-                            const char *what, char *err, size_t errlen)
-{
-    const struct stat st = *stp;
-
-    if (!S_ISDIR(st.st_mode))
-        return err_set(err, errlen, ENOTDIR, "%s/%s: not a directory", sp->path,
-                       what);
-    if (st.st_mode & S_IWOTH)
-        return err_set(err, errlen, EPERM,
-                       "%s/%s: world-writable: refusing an unsafe spool",
-                       sp->path, what);
-    if (!spool_owner_ok(sp, st.st_uid)) {
-        /* say what to do: run as the owner (or name it in spool_user) */
-        struct passwd pwbuf, *pw = NULL;
-        char owner[64], buf[4096];
-
-        if (getpwuid_r(st.st_uid, &pwbuf, buf, sizeof(buf), &pw) != 0)
-            pw = NULL;
-        snprintf(owner, sizeof(owner), "%s", pw ? pw->pw_name : "OWNER");
-        return err_set(err, errlen, EPERM,
-                       "%s/%s: owned by uid %ld (%s), not by us (uid %ld) nor "
-                       "by spool_user: refusing an unsafe spool; run as the "
-                       "spool's owner: runuser -u %s -- %s ...",
-                       sp->path, what, (long)st.st_uid, owner, (long)geteuid(),
-                       owner, log_progname());
-    }
-    return 0;
 }
 
 int spool_open(struct spool *sp, const struct mmq_config *cfg, char *err,
