@@ -137,8 +137,8 @@ static int hb_name(char *out, size_t len, const char *stage, const char *holder)
     return 0;
 }
 
-/* The heartbeat counter in file name, -1 if missing or unreadable. */
-/* The sequence number (and wall time) of a heartbeat's text buf. */
+/* The sequence number (and wall time) of a heartbeat's text buf, -1 if
+ * it has none. */
 static long long hb_parse_seq(const char *buf, long long *wall)
 {
     char v[32];
@@ -153,6 +153,7 @@ static long long hb_parse_seq(const char *buf, long long *wall)
     return seq;
 }
 
+/* The heartbeat counter in file name, -1 if missing or unreadable. */
 static long long hb_seq(int dfd, const char *name, long long *wall)
 {
     char buf[LEASE_FILE_MAX];
